@@ -1,0 +1,1 @@
+"""The ``tunelab`` command line: a thin layer over the stage functions."""

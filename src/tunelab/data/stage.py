@@ -1,0 +1,313 @@
+"""The data stage: recipe.data -> <run>/data/{train,validation,test}.jsonl, labels, quarantine, report.
+
+Order: read -> format -> cleaning steps -> conflicting labels -> exact dedup -> near dedup -> split
+-> leakage check -> source weights. Every row removed on the way is in quarantine.jsonl, so
+``rows read = rows kept + rows quarantined`` (copies made by a source weight above 1 are extra).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+from tunelab.config import Recipe
+from tunelab.config.data import SPLITS, DataConfig
+from tunelab.data import report as rep
+from tunelab.data.clean import CleanContext, build_steps, run_steps
+from tunelab.data.dedup import DupReport, build_index, exact_dedup, leakage, near_dedup, resolve_conflicts
+from tunelab.data.errors import DataError
+from tunelab.data.formats import to_records
+from tunelab.data.quarantine import Quarantine
+from tunelab.data.records import Record
+from tunelab.data.sources import input_hashes, read_source
+from tunelab.data.split import assign
+from tunelab.runs import RunDir, StageResult, atomic_write_json, atomic_write_jsonl, atomic_write_text
+
+STAGE = "data"
+FORMAT_VERSION = "1"  # bump when the output changes for the same recipe and inputs
+
+
+def outputs(task: str) -> list[str]:
+    files = [f"{s}.jsonl" for s in SPLITS] + ["quarantine.jsonl", "data_report.json", "data_report.html"]
+    return [*files, "labels.json"] if task == "classification" else files
+
+
+def fingerprint(recipe: Recipe, hashes: dict[str, str]) -> str:
+    cfg = recipe.data
+    key: dict[str, Any] = {
+        "data": cfg.model_dump(mode="json"), "task": recipe.task, "seed": recipe.run.seed,
+        "inputs": hashes, "version": FORMAT_VERSION, "tunelab": _version(),
+    }
+    if cfg.clean.length.min_tokens is not None or cfg.clean.length.max_tokens is not None \
+            or cfg.report.length_unit == "tokens":
+        key["tokenizer"] = recipe.model.model_dump(mode="json")  # token counts depend on the model
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _version() -> str:
+    try:
+        return metadata.version("tunelab")
+    except metadata.PackageNotFoundError:
+        return "dev"
+
+
+def run(recipe: Recipe, run_dir: RunDir, force: bool = False, tokenizer: Any = None) -> StageResult:
+    """Prepare the run's data. ``tokenizer`` overrides the model's (tests pass a small one)."""
+    cfg = recipe.data
+    hashes = input_hashes(cfg)
+    fp = fingerprint(recipe, hashes)
+    names = outputs(recipe.task)
+    if not force and run_dir.is_done(STAGE, fp) and all((run_dir.data / n).exists() for n in names):
+        report = json.loads((run_dir.data / "data_report.json").read_text(encoding="utf-8"))
+        return StageResult(STAGE, metrics=report.get("summary", {}), artifacts=_paths(run_dir, names),
+                           skipped=True)
+    with run_dir.stage(STAGE, fp) as info:
+        report = prepare(recipe, run_dir, tokenizer)
+        run_dir.record_inputs(report.pop("_inputs"))
+        info.update(report["summary"])
+    return StageResult(STAGE, metrics=report["summary"], artifacts=_paths(run_dir, names))
+
+
+def _paths(run_dir: RunDir, names: list[str]) -> list[str]:
+    return [str(run_dir.data / n) for n in names]
+
+
+def _tokenizer_loader(recipe: Recipe, tokenizer: Any) -> Callable[[], Any]:
+    def load() -> Any:
+        if tokenizer is not None:
+            return tokenizer
+        from tunelab.models.resolve import load_tokenizer  # lazy: loading a model tokenizer takes time
+
+        return load_tokenizer(recipe.model)
+
+    return load
+
+
+def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str, Any]:
+    """Do the work and write every artifact; return the report (plus ``_inputs`` for the manifest)."""
+    cfg, task, seed = recipe.data, recipe.task, recipe.run.seed
+    fmt = "classification" if task == "classification" else ("sft" if task == "sft" else "text")
+    quarantine = Quarantine()
+    reject = quarantine.add
+    steps: list[tuple[str, int]] = []  # (step, rows remaining after it)
+
+    # read + format ----------------------------------------------------------------------------
+    records: list[Record] = []
+    sources_info = []
+    inputs: dict[str, str] = {}
+    allowed: dict[int, list[str] | None] = {}
+    read = 0
+    for origin, src in enumerate(cfg.sources):
+        data = read_source(src, cfg, seed)
+        inputs.update(data.inputs)
+        read += len(data.rows)
+        allowed[origin] = cfg.labels if cfg.labels is not None else data.default_labels
+        got = to_records(data, src, origin, fmt, cfg.split.group_by, reject)
+        sources_info.append({"name": data.name, "location": data.display, "rows_read": len(data.rows),
+                             "rows_available": data.available, "rows_valid": len(got), "split": src.split,
+                             "weight": src.weight, "labels_allowed": allowed[origin]})
+        records.extend(got)
+    steps.append(("read", read - quarantine.counts["read"]))
+    steps.append(("format", len(records)))
+    if cfg.system_prompt and fmt == "sft":
+        for r in records:
+            if r.messages and r.messages[0]["role"] != "system":
+                r.messages.insert(0, {"role": "system", "content": cfg.system_prompt})
+
+    # clean ------------------------------------------------------------------------------------
+    ctx = CleanContext(task=fmt, allowed_labels=allowed, tokenizer_loader=_tokenizer_loader(recipe, tokenizer))
+    clean_steps = build_steps(cfg, ctx)
+    records = run_steps(records, clean_steps, reject)
+    after = len(records) + sum(quarantine.counts[n] for n, _ in clean_steps)
+    for name, _ in clean_steps:
+        after -= quarantine.counts[name]
+        steps.append((name, after))
+
+    # duplicates -------------------------------------------------------------------------------
+    n_ex = cfg.report.examples
+    records, conflict_groups = resolve_conflicts(records, cfg.clean.conflicts if fmt == "classification"
+                                                 else "keep", reject)
+    steps.append(("conflicts", len(records)))
+    dups = DupReport()
+    if cfg.dedup.exact:
+        records = exact_dedup(records, reject, dups, n_ex)
+        steps.append(("exact_dedup", len(records)))
+    index = None
+    all_rows = records
+    if cfg.dedup.near.enabled and records:
+        records, near = near_dedup(records, cfg, reject, dups, n_ex)
+        index, all_rows = near.index, near.records
+        together = [[records_pos for records_pos in _positions(near.records, records, m)] for m in near.clusters] \
+            if cfg.dedup.near.action == "keep_together" else []
+        steps.append(("near_dedup", len(records)))
+    else:
+        together = []
+
+    # split ------------------------------------------------------------------------------------
+    split_of, conflicts = assign(records, cfg.split, seed, together)
+    drop = {i for i, _ in conflicts}
+    for i, why in conflicts:
+        reject("split", why, records[i].source, records[i].raw)
+    kept = [(r, s) for i, (r, s) in enumerate(zip(records, split_of, strict=True)) if i not in drop]
+    steps.append(("split", len(kept)))
+    by_split: dict[str, list[Record]] = {s: [r for r, sp in kept if sp == s] for s in SPLITS}
+    if not by_split["train"]:
+        raise DataError("data.sources", f"no rows left for train ({len(kept)} kept, {len(quarantine)} "
+                        "quarantined)", "see data/quarantine.jsonl for why rows were removed")
+    _check_eval_labels(by_split, fmt)
+
+    # leakage ------------------------------------------------------------------------------------
+    leak: dict[str, Any] = {"pairs": 0, "checked_rows": 0, "skipped": True}
+    if cfg.dedup.leakage != "off":
+        if index is None:
+            all_rows = [r for r, _ in kept]
+            index = build_index(all_rows, cfg) if all_rows else None
+        if index is not None:
+            where = {id(r): s for r, s in kept}
+            leak = leakage(index, all_rows, [where.get(id(r)) for r in all_rows], n_ex)
+        if leak["pairs"] and cfg.dedup.leakage == "error":
+            ex = leak["examples"][0]
+            raise DataError(ex["a"], f"{leak['pairs']} near-duplicate pair(s) straddle splits, e.g. with "
+                            f"{ex['b']} ({ex['a_split']}/{ex['b_split']})",
+                            "enable dedup.near, or set dedup.leakage: warn")
+
+    # source weights (train mix) -----------------------------------------------------------------
+    by_split["train"], copies = _apply_weights(by_split["train"], cfg, seed, reject)
+    if any(s.weight != 1 for s in cfg.sources):
+        steps.append(("mix", sum(len(v) for v in by_split.values()) - copies))
+
+    # write ------------------------------------------------------------------------------------
+    out = run_dir.data
+    for s in SPLITS:
+        atomic_write_jsonl(out / f"{s}.jsonl", (_output_row(r, fmt, cfg) for r in by_split[s]))
+    atomic_write_jsonl(out / "quarantine.jsonl", quarantine.rows)
+    labels = sorted({r.label for r in by_split["train"] if r.label is not None})
+    if fmt == "classification":
+        atomic_write_json(out / "labels.json", {"labels": labels})
+
+    kept_n = sum(len(v) for v in by_split.values()) - copies
+    unit, counter = _length_counter(cfg, ctx)
+    warnings = rep.imbalance_warnings(by_split, cfg.report.imbalance_ratio)
+    warnings += [f"{s} is empty" for s in SPLITS if not by_split[s]]
+    if leak["pairs"]:
+        warnings.append(f"{leak['pairs']} near-duplicate pair(s) straddle splits")
+    pii = ctx.stats.get("pii")
+    report: dict[str, Any] = {
+        "summary": {
+            "rows_read": read, "rows_kept": kept_n, "rows_quarantined": len(quarantine),
+            "reconciles": read == kept_n + len(quarantine), "upsampled_copies": copies,
+            **{f"{s}_rows": len(by_split[s]) for s in SPLITS},
+            "exact_duplicates": dups.exact_removed, "near_duplicates": dups.near_removed,
+            "leakage_pairs": leak["pairs"], "labels": labels if fmt == "classification" else None,
+        },
+        "task": task,
+        "sources": sources_info,
+        "steps": _step_table(steps, quarantine, read),
+        "removed_by_step": dict(quarantine.counts),
+        "top_reasons": rep.top_reasons(quarantine.rows),
+        "splits": {s: {"rows": len(by_split[s]), "labels": rep.label_distribution(by_split[s]),
+                       "groups": len({r.group for r in by_split[s] if r.group is not None})} for s in SPLITS},
+        "warnings": warnings,
+        "lengths": rep.length_stats(by_split, counter, unit),
+        "duplicates": {
+            "exact": {"removed": dups.exact_removed, "examples": dups.examples},
+            "near": {"enabled": cfg.dedup.near.enabled, "threshold": cfg.dedup.near.threshold,
+                     "action": cfg.dedup.near.action, "pairs": dups.near_pairs, "clusters": dups.near_clusters,
+                     "removed": dups.near_removed, "examples": dups.near_examples},
+            "conflicting_label_groups": conflict_groups,
+            "leakage": leak,
+        },
+        "pii": {"enabled": pii is not None, "counts": dict(pii.counts) if pii else {},
+                "rows": ctx.stats.get("pii_rows", {}).get("n", 0), "examples": pii.examples if pii else []},
+        "html_rows": ctx.stats.get("html_rows", 0),
+        "diversity": {s: rep.diversity(by_split[s]) for s in SPLITS},
+        "examples": {
+            "kept": [rep.example_row(r, s) for s in SPLITS for r in _sample(by_split[s], n_ex, seed)],
+            "removed": rep.removed_examples(quarantine.rows, n_ex),
+        },
+    }
+    atomic_write_json(out / "data_report.json", report)
+    from tunelab.data.report_html import render
+
+    atomic_write_text(out / "data_report.html", render(report))
+    report["_inputs"] = inputs
+    return report
+
+
+def _positions(all_rows: list[Record], kept: list[Record], members: list[int]) -> list[int]:
+    pos = {id(r): i for i, r in enumerate(kept)}
+    return [pos[id(all_rows[m])] for m in members if id(all_rows[m]) in pos]
+
+
+def _check_eval_labels(by_split: dict[str, list[Record]], fmt: str) -> None:
+    """A label in an explicit validation/test file that train never shows cannot be learned."""
+    if fmt != "classification":
+        return
+    train = {r.label for r in by_split["train"]}
+    for s in ("validation", "test"):
+        for r in by_split[s]:
+            if r.pin == s and r.label not in train:
+                raise DataError(r.source, f"label {r.label!r} of this {s} row never appears in train "
+                                f"(train labels: {sorted(train)})",
+                                "add training rows with it, map it with clean.labels.map, or drop the row")
+
+
+def _apply_weights(train: list[Record], cfg: DataConfig, seed: int,
+                   reject: Callable[[str, str, str, Any], None]) -> tuple[list[Record], int]:
+    """Source weight w: keep a seeded fraction w of a source's train rows (w < 1) or repeat them (w > 1)."""
+    if all(s.weight == 1 for s in cfg.sources):
+        return train, 0
+    rng = random.Random(seed)
+    out: list[Record] = []
+    copies = 0
+    for origin, src in enumerate(cfg.sources):
+        rows = [r for r in train if r.origin == origin]
+        whole, frac = divmod(src.weight, 1.0)
+        extra = set(rng.sample(range(len(rows)), round(frac * len(rows))))
+        for i, r in enumerate(rows):
+            n = int(whole) + (1 if i in extra else 0)
+            if n == 0:
+                reject("mix", f"source {src.display_name()!r} has weight {src.weight:g}; this train row was "
+                       "left out of the mix", r.source, r.raw)
+                continue
+            out.extend([r] * n)
+            copies += n - 1
+    return out, copies
+
+
+def _output_row(rec: Record, fmt: str, cfg: DataConfig) -> dict[str, Any]:
+    row: dict[str, Any] = {"messages": rec.messages} if fmt == "sft" else {"text": rec.text}
+    if rec.label is not None and fmt == "classification":
+        row["label"] = rec.label
+    row["source"] = rec.source
+    if cfg.split.group_by:
+        row["group"] = rec.group
+    for k, v in rec.extra.items():
+        row.setdefault(k, v)
+    return row
+
+
+def _length_counter(cfg: DataConfig, ctx: CleanContext) -> tuple[str, Callable[[str], int]]:
+    unit = cfg.report.length_unit
+    if unit == "tokens" or (unit == "auto" and ctx.tokenizer_loaded):
+        return "tokens", ctx.count_tokens
+    return "words", rep.word_count
+
+
+def _step_table(steps: list[tuple[str, int]], q: Quarantine, read: int) -> list[dict[str, Any]]:
+    out = []
+    before = read
+    for name, remaining in steps:
+        out.append({"step": name, "in": before, "removed": q.counts.get(name, 0), "out": remaining})
+        before = remaining
+    return out
+
+
+def _sample(rows: list[Record], n: int, seed: int) -> list[Record]:
+    if len(rows) <= n:
+        return rows
+    return random.Random(seed).sample(rows, n)

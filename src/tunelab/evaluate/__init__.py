@@ -1,0 +1,1 @@
+"""The evaluate stage: task metrics with confidence intervals, and base-vs-tuned comparison."""

@@ -1,0 +1,1 @@
+"""Pretrained model resolution (aliases, local folders, hub ids) and adaptation (heads, adapters)."""

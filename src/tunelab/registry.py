@@ -1,0 +1,65 @@
+"""Named plug-ins (tasks, losses, metrics, strategies, ...) with a dotted-path fallback.
+
+A recipe names a plug-in by its registered name (``focal``) or by a dotted path
+(``mypkg.losses:MyLoss`` or ``mypkg.losses.MyLoss``); an unknown name lists the known ones.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownPluginError(KeyError):
+    """A name that is neither registered nor an importable dotted path."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0])
+
+
+class Registry(Generic[T]):
+    """A mapping from names to plug-ins of one kind."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: ``@LOSSES.register("focal")``."""
+
+        def add(obj: T) -> T:
+            if name in self._items and self._items[name] is not obj:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._items[name] = obj
+            return obj
+
+        return add
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._items
+
+    def get(self, name: str) -> T:
+        """Return the plug-in called ``name``, importing a dotted path if it is not registered."""
+        if name in self._items:
+            return self._items[name]
+        if "." in name or ":" in name:
+            return _import_dotted(name, self.kind)
+        known = ", ".join(self.names()) or "(none)"
+        raise UnknownPluginError(
+            f"unknown {self.kind} {name!r}; known: {known} (or give a dotted path such as 'pkg.module:Name')"
+        )
+
+
+def _import_dotted(path: str, kind: str):
+    module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownPluginError(f"cannot import {kind} {path!r}: {exc}") from exc

@@ -1,0 +1,127 @@
+"""Supervised fine-tuning of a causal LM on chat/instruction data: loss on the answer tokens only."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from tunelab.config import Recipe
+from tunelab.models.resolve import load_kwargs, load_tokenizer, resolve_model_path
+from tunelab.tasks.base import TASKS, Task
+
+IGNORE = -100
+
+
+@TASKS.register("sft")
+class SFTTask(Task):
+    name = "sft"
+    default_metric = "loss"
+    peft_task_type = "CAUSAL_LM"
+
+    @staticmethod
+    def auto_class():
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM
+
+    def load_base(self, recipe: Recipe, labels: list[str] | None = None):
+        path = resolve_model_path(recipe.model)
+        tokenizer = load_tokenizer(recipe.model, path)
+        if tokenizer.chat_template is None:
+            raise ValueError(
+                f"the tokenizer of {recipe.model.name!r} has no chat template; sft needs one "
+                "(pick an instruct/chat model)"
+            )
+        model = self.auto_class().from_pretrained(path, **load_kwargs(recipe.model))
+        return model, tokenizer
+
+    def encode(self, rows, tokenizer, recipe: Recipe, labels=None) -> list[dict[str, Any]]:
+        """Prompt tokens get label -100; rows whose answer is truncated away are dropped."""
+        feats = []
+        for r in rows:
+            prompt = _ids(tokenizer.apply_chat_template(r["messages"][:-1], add_generation_prompt=True))
+            full = _ids(tokenizer.apply_chat_template(r["messages"]))
+            if full[: len(prompt)] != prompt:  # template renders the prompt differently: mask by length
+                prompt = prompt[: len(full)]
+            full = full[: recipe.model.max_length]
+            labels_ = [IGNORE] * min(len(prompt), len(full)) + full[len(prompt) :]
+            if all(t == IGNORE for t in labels_):
+                continue
+            feats.append({"input_ids": full, "labels": labels_})
+        return feats
+
+    def collate(self, features, tokenizer) -> dict[str, torch.Tensor]:
+        width = max(len(f["input_ids"]) for f in features)
+        pad = tokenizer.pad_token_id
+        ids = torch.full((len(features), width), pad, dtype=torch.long)
+        labels = torch.full((len(features), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(features), width), dtype=torch.long)
+        for i, f in enumerate(features):
+            n = len(f["input_ids"])
+            ids[i, :n] = torch.tensor(f["input_ids"])
+            labels[i, :n] = torch.tensor(f["labels"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    @torch.no_grad()
+    def example_nll(self, model, batches) -> list[tuple[float, int]]:
+        """Per example: (sum of answer-token NLL, answer-token count)."""
+        model.eval()
+        out = []
+        for batch in batches:
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            logits, target = logits[:, :-1].float(), batch["labels"][:, 1:]
+            nll = torch.nn.functional.cross_entropy(
+                logits.transpose(1, 2), target, ignore_index=IGNORE, reduction="none"
+            )
+            keep = target != IGNORE
+            out.extend(zip(nll.sum(1).tolist(), keep.sum(1).tolist(), strict=True))
+        return out
+
+    def validate(self, model, batches) -> dict[str, float]:
+        pairs = self.example_nll(model, batches)
+        tokens = sum(n for _, n in pairs)
+        loss = sum(s for s, _ in pairs) / max(tokens, 1)
+        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
+
+    def evaluate(self, model, tokenizer, rows, recipe: Recipe, labels=None) -> dict[str, Any]:
+        from tunelab.evaluate.generation import generate_answers
+        from tunelab.evaluate.metrics import perplexity_interval
+        from tunelab.evaluate.text import rouge_l
+        from tunelab.train.batching import eval_batches
+
+        ev = recipe.evaluate
+        feats = self.encode(rows, tokenizer, recipe)
+        pairs = self.example_nll(model, eval_batches(feats, self, tokenizer, recipe.train.eval_batch_size))
+        out: dict[str, Any] = {
+            "perplexity": perplexity_interval(
+                [s for s, _ in pairs],
+                [n for _, n in pairs],
+                n_samples=ev.bootstrap_samples,
+                confidence=ev.confidence,
+                seed=recipe.run.seed,
+            ),
+            "n_examples": len(pairs),
+            "answer_tokens": sum(n for _, n in pairs),
+        }
+        if ev.generate_examples:
+            sample = rows[: ev.generate_examples]
+            preds = generate_answers(model, tokenizer, [r["messages"][:-1] for r in sample], ev.max_new_tokens)
+            refs = [r["messages"][-1]["content"] for r in sample]
+            scored = rouge_l(preds, refs, n_bootstrap=ev.bootstrap_samples, confidence=ev.confidence,
+                             seed=recipe.run.seed)
+            out["rouge_l"] = scored["rouge_l"]
+            out["samples"] = [
+                {"prompt": r["messages"][-2]["content"], "reference": ref, "generated": p}
+                for r, ref, p in zip(sample[:10], refs, preds, strict=False)
+            ]
+        return out
+
+
+def _ids(encoded) -> list[int]:
+    """``apply_chat_template`` returns a list or a BatchEncoding depending on the version."""
+    if isinstance(encoded, dict) or hasattr(encoded, "keys"):
+        encoded = encoded["input_ids"]
+    return list(encoded)

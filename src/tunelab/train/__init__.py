@@ -1,0 +1,1 @@
+"""The train stage: model adaptation, the training loop, checkpoints and resume."""

@@ -1,0 +1,106 @@
+"""Resumable training state: trainable weights, optimiser, schedule, RNG streams and position.
+
+Each checkpoint folder appears in one rename (``atomic_dir``), so the newest folder present is
+always complete, even after a SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from tunelab.runs import atomic_dir, atomic_write_json
+
+WEIGHTS = "trainable.safetensors"
+OPTIM = "optimizer.pt"
+STATE = "trainer_state.json"
+
+
+@dataclass
+class TrainerState:
+    """Where training is, so that a resumed run continues bit for bit."""
+
+    global_step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    tokens_seen: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable(model: torch.nn.Module, path: Path) -> None:
+    weights = load_file(str(path))
+    params = dict(model.named_parameters())
+    missing = [n for n in weights if n not in params]
+    if missing:
+        raise RuntimeError(f"{path}: {len(missing)} tensors do not match the model (e.g. {missing[0]})")
+    with torch.no_grad():
+        for n, t in weights.items():
+            params[n].copy_(t)
+
+
+def save_checkpoint(folder: Path, model, optimizer, scheduler, state: TrainerState, keep: int) -> Path:
+    """Write ``folder/step-N`` atomically and prune older ones, keeping ``keep`` and ``best``."""
+    target = folder / f"step-{state.global_step:08d}"
+    with atomic_dir(target) as tmp:
+        save_file(trainable_state(model), str(tmp / WEIGHTS))
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()},
+            tmp / OPTIM,
+        )
+        rng = {"python": _py_state(random.getstate()), "numpy": _np_state(np.random.get_state())}
+        atomic_write_json(tmp / STATE, {"trainer": asdict(state), "rng": rng})
+    for old in sorted(folder.glob("step-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = sorted(p for p in folder.glob("step-*") if (p / STATE).is_file())
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: Path, model, optimizer, scheduler) -> TrainerState:
+    load_trainable(model, path / WEIGHTS)
+    blob = torch.load(path / OPTIM, weights_only=True)
+    optimizer.load_state_dict(blob["optimizer"])
+    scheduler.load_state_dict(blob["scheduler"])
+    torch.set_rng_state(blob["torch_rng"])
+    meta = json.loads((path / STATE).read_text(encoding="utf-8"))
+    random.setstate(_py_restore(meta["rng"]["python"]))
+    np.random.set_state(_np_restore(meta["rng"]["numpy"]))
+    return TrainerState(**meta["trainer"])
+
+
+def save_best(folder: Path, model) -> None:
+    with atomic_dir(folder / "best") as tmp:
+        save_file(trainable_state(model), str(tmp / WEIGHTS))
+
+
+def _py_state(s):
+    return [s[0], list(s[1]), s[2]]
+
+
+def _py_restore(s):
+    return (s[0], tuple(s[1]), s[2])
+
+
+def _np_state(s):
+    return [s[0], s[1].tolist(), int(s[2]), int(s[3]), float(s[4])]
+
+
+def _np_restore(s):
+    return (s[0], np.array(s[1], dtype=np.uint32), s[2], s[3], s[4])

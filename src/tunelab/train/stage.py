@@ -1,0 +1,59 @@
+"""The train stage: load the base model, adapt it, fit it, save it in ``save_pretrained`` form."""
+
+from __future__ import annotations
+
+from transformers import set_seed
+
+from tunelab.config import Recipe, dump_recipe
+from tunelab.models.adapters import apply_adapter, count_parameters
+from tunelab.runs import RunDir, StageResult, atomic_dir, atomic_write_json, atomic_write_text
+from tunelab.stages import fingerprint, load_labels, load_split, split_path
+from tunelab.tasks import get_task
+from tunelab.tasks.base import MODEL_INFO
+from tunelab.train.loop import fit
+
+SECTIONS = ("task", "data", "model", "train", "run")
+
+
+def run(recipe: Recipe, run_dir: RunDir, resume: bool = False, force: bool = False) -> StageResult:
+    """Fine-tune the recipe's model on ``data/train.jsonl``; write ``model/`` and metrics."""
+    inputs = [split_path(run_dir, s) for s in ("train", "validation")]
+    fp = fingerprint(recipe, SECTIONS, inputs)
+    if not force and not resume and run_dir.is_done("train", fp) and (run_dir.model / MODEL_INFO).is_file():
+        return StageResult("train", skipped=True, artifacts=["model/"])
+    task = get_task(recipe.task)
+    labels = load_labels(run_dir, recipe)
+    set_seed(recipe.run.seed)
+    with run_dir.stage("train", fp) as info:
+        model, tokenizer = task.load_base(recipe, labels)
+        base_path = getattr(model, "name_or_path", recipe.model.name)
+        model = apply_adapter(model, recipe.model.adapter, task.peft_task_type)
+        trainable, total = count_parameters(model)
+        train = task.encode(load_split(run_dir, "train"), tokenizer, recipe, labels)
+        val = task.encode(load_split(run_dir, "validation"), tokenizer, recipe, labels)
+        run_dir.metrics.mkdir(parents=True, exist_ok=True)
+        result = fit(
+            model, tokenizer, task, train, val, recipe.train, recipe.run.seed,
+            run_dir.checkpoints, run_dir.metrics / "train_log.jsonl", resume=resume,
+        )
+        with atomic_dir(run_dir.model) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            atomic_write_json(tmp / MODEL_INFO, task.model_info(recipe, str(base_path), labels))
+            atomic_write_text(tmp / "recipe.yaml", dump_recipe(recipe))
+        summary = {
+            "best_metric": {result.metric: result.state.best_metric, "step": result.state.best_step},
+            "final_validation": result.final_validation,
+            "steps": result.state.global_step,
+            "seconds": round(result.seconds, 2),
+            "train_tokens_per_s": round(result.train_tokens_per_s, 1),
+            "peak_memory_mb": round(result.peak_memory_mb, 1),
+            "precision": result.precision,
+            "parameters": {"trainable": trainable, "total": total},
+            "resumed_from_step": result.resumed_from,
+            "train_examples": len(train),
+            "validation_examples": len(val),
+        }
+        atomic_write_json(run_dir.metrics / "train_summary.json", summary)
+        info["best"] = summary["best_metric"]
+    return StageResult("train", metrics=summary, artifacts=["model/", "metrics/train_log.jsonl"])
