@@ -18,12 +18,18 @@ SPLITS = ("train", "validation", "test")
 
 
 def recipe(tmp_path: Path, task: str = "classification", **data: Any):
-    return validate_recipe({"task": task, "run": {"name": "r", "output_dir": str(tmp_path / "runs")},
-                            "data": data})
+    return validate_recipe(
+        {"task": task, "run": {"name": "r", "output_dir": str(tmp_path / "runs")}, "data": data}
+    )
 
 
 def splits(run_dir: RunDir) -> dict[str, list[dict[str, Any]]]:
     return {s: read_jsonl(run_dir.data / f"{s}.jsonl") for s in SPLITS}
+
+
+def fname(source: str) -> str:
+    """The file name in a "path:line" source location."""
+    return Path(source.rsplit(":", 1)[0]).name
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -33,13 +39,49 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def reviews(n: int = 60) -> list[dict[str, Any]]:
     """Distinct short reviews (random word choices, so no two are near-duplicates)."""
-    words = ("grand dull witty slow tender loud sharp flat bright stale moving clumsy gentle brutal warm cold "
-             "clever silly long brief honest fake bold timid lush bare noisy quiet rich thin fresh tired").split()
+    words = [
+        "grand",
+        "dull",
+        "witty",
+        "slow",
+        "tender",
+        "loud",
+        "sharp",
+        "flat",
+        "bright",
+        "stale",
+        "moving",
+        "clumsy",
+        "gentle",
+        "brutal",
+        "warm",
+        "cold",
+        "clever",
+        "silly",
+        "long",
+        "brief",
+        "honest",
+        "fake",
+        "bold",
+        "timid",
+        "lush",
+        "bare",
+        "noisy",
+        "quiet",
+        "rich",
+        "thin",
+        "fresh",
+        "tired",
+    ]
     out = []
     for i in range(n):
         rng = random.Random(i)
-        out.append({"review": f"{' '.join(rng.sample(words, 8))} film number {i}",
-                    "sentiment": "pos" if i % 3 else "neg"})
+        out.append(
+            {
+                "review": f"{' '.join(rng.sample(words, 8))} film number {i}",
+                "sentiment": "pos" if i % 3 else "neg",
+            }
+        )
     return out
 
 
@@ -49,8 +91,12 @@ def test_classification_contract(tmp_path: Path) -> None:
     rows.append({"review": "", "sentiment": "pos"})
     rows.append({"review": "a fine film", "sentiment": "meh"})
     path = write_jsonl(tmp_path / "reviews.jsonl", rows)
-    r = recipe(tmp_path, sources=[{"path": str(path), "columns": {"text": "review", "label": "sentiment"}}],
-               labels=["pos", "neg"], split={"validation": 0.2, "test": 0.2})
+    r = recipe(
+        tmp_path,
+        sources=[{"path": str(path), "columns": {"text": "review", "label": "sentiment"}}],
+        labels=["pos", "neg"],
+        split={"validation": 0.2, "test": 0.2},
+    )
     run_dir = RunDir(r.run_dir_path())
     res = stage.run(r, run_dir)
     assert not res.skipped
@@ -60,7 +106,7 @@ def test_classification_contract(tmp_path: Path) -> None:
         for row in out[s]:
             assert set(row) == {"text", "label", "source"}
             assert row["label"] in {"pos", "neg"} and row["text"]
-            assert row["source"].startswith("reviews.jsonl:") or "reviews.jsonl:" in row["source"]
+            assert fname(row["source"]) == "reviews.jsonl"
     assert json.loads((run_dir.data / "labels.json").read_text())["labels"] == ["neg", "pos"]
     q = read_jsonl(run_dir.data / "quarantine.jsonl")
     assert {x["step"] for x in q} == {"exact_dedup", "format", "labels"}
@@ -77,7 +123,9 @@ def test_classification_contract(tmp_path: Path) -> None:
 
 
 def test_skip_force_and_rerun_on_change(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "d.jsonl", [{"text": r["review"], "label": r["sentiment"]} for r in reviews()])
+    path = write_jsonl(
+        tmp_path / "d.jsonl", [{"text": r["review"], "label": r["sentiment"]} for r in reviews()]
+    )
     r = recipe(tmp_path, sources=[{"path": str(path)}])
     run_dir = RunDir(r.run_dir_path())
     first = stage.run(r, run_dir)
@@ -96,28 +144,59 @@ def test_skip_force_and_rerun_on_change(tmp_path: Path) -> None:
 
 
 def test_seed_changes_split(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "d.jsonl", [{"text": r["review"], "label": r["sentiment"]} for r in reviews()])
+    path = write_jsonl(
+        tmp_path / "d.jsonl", [{"text": r["review"], "label": r["sentiment"]} for r in reviews()]
+    )
     tests = []
     for seed in (1, 2):
-        r = validate_recipe({"run": {"name": f"s{seed}", "output_dir": str(tmp_path), "seed": seed},
-                             "data": {"sources": [{"path": str(path)}]}})
+        r = validate_recipe(
+            {
+                "run": {"name": f"s{seed}", "output_dir": str(tmp_path), "seed": seed},
+                "data": {"sources": [{"path": str(path)}]},
+            }
+        )
         stage.run(r, RunDir(r.run_dir_path()))
         tests.append({x["text"] for x in read_jsonl(r.run_dir_path() / "data" / "test.jsonl")})
     assert tests[0] != tests[1]
 
 
 def test_sft_formats_become_messages(tmp_path: Path) -> None:
-    inst = write_jsonl(tmp_path / "inst.jsonl", [
-        {"instruction": f"Translate number {i} to words", "input": f"{i}", "output": f"the number {i} in words"}
-        for i in range(30)])
-    chat = write_jsonl(tmp_path / "chat.jsonl", [
-        {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"Hi {i}?"},
-                      {"role": "assistant", "content": f"Hello there, person {i}."}]} for i in range(20)]
-        + [{"messages": [{"role": "bot", "content": "x"}, {"role": "assistant", "content": "y"}]}])
+    inst = write_jsonl(
+        tmp_path / "inst.jsonl",
+        [
+            {
+                "instruction": f"Translate number {i} to words",
+                "input": f"{i}",
+                "output": f"the number {i} in words",
+            }
+            for i in range(30)
+        ],
+    )
+    chat = write_jsonl(
+        tmp_path / "chat.jsonl",
+        [
+            {
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": f"Hi {i}?"},
+                    {"role": "assistant", "content": f"Hello there, person {i}."},
+                ]
+            }
+            for i in range(20)
+        ]
+        + [{"messages": [{"role": "bot", "content": "x"}, {"role": "assistant", "content": "y"}]}],
+    )
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("q,a\n" + "".join(f"What is {i} plus {i}?,It is {2 * i}.\n" for i in range(20)))
-    r = recipe(tmp_path, "sft", sources=[{"path": str(inst)}, {"path": str(chat)},
-                                         {"path": str(pairs), "columns": {"prompt": "q", "response": "a"}}])
+    r = recipe(
+        tmp_path,
+        "sft",
+        sources=[
+            {"path": str(inst)},
+            {"path": str(chat)},
+            {"path": str(pairs), "columns": {"prompt": "q", "response": "a"}},
+        ],
+    )
     run_dir = RunDir(r.run_dir_path())
     stage.run(r, run_dir)
     rows = [x for v in splits(run_dir).values() for x in v]
@@ -126,14 +205,16 @@ def test_sft_formats_become_messages(tmp_path: Path) -> None:
         assert set(row) == {"messages", "source"}
         roles = [m["role"] for m in row["messages"]]
         assert roles[-1] == "assistant" and "user" in roles
-    by_src = {row["source"].split(":")[0]: row for row in rows}
-    inst_row = next(x for x in rows if x["source"].startswith("inst.jsonl"))
-    assert inst_row["messages"][0]["content"].startswith("Translate number") and "\n\n" in \
-        inst_row["messages"][0]["content"]
+    by_src = {fname(row["source"]): row for row in rows}
+    inst_row = by_src["inst.jsonl"]
+    assert (
+        inst_row["messages"][0]["content"].startswith("Translate number")
+        and "\n\n" in inst_row["messages"][0]["content"]
+    )
     assert by_src["pairs.csv"]["messages"][0]["role"] == "user"
     assert not (run_dir.data / "labels.json").exists()
     q = read_jsonl(run_dir.data / "quarantine.jsonl")
-    assert len(q) == 1 and "'bot'" in q[0]["reason"] and q[0]["source"] == "chat.jsonl:21"
+    assert len(q) == 1 and "'bot'" in q[0]["reason"] and q[0]["source"] == f"{chat}:21"
 
 
 def test_bundled_chatterbot(tmp_path: Path) -> None:
@@ -149,16 +230,22 @@ def test_bundled_chatterbot(tmp_path: Path) -> None:
 
 
 def test_explicit_split_files(tmp_path: Path) -> None:
-    train = write_jsonl(tmp_path / "train.jsonl", [{"text": r["review"], "label": r["sentiment"]}
-                                                  for r in reviews(40)])
-    test = write_jsonl(tmp_path / "test.jsonl", [{"text": f"held-out review {i} of a film {i * 3}", "label": lab}
-                                                for i, lab in enumerate(["pos", "neg"] * 5)])
+    train = write_jsonl(
+        tmp_path / "train.jsonl", [{"text": r["review"], "label": r["sentiment"]} for r in reviews(40)]
+    )
+    test = write_jsonl(
+        tmp_path / "test.jsonl",
+        [
+            {"text": f"held-out review {i} of a film {i * 3}", "label": lab}
+            for i, lab in enumerate(["pos", "neg"] * 5)
+        ],
+    )
     r = recipe(tmp_path, sources=[{"path": str(train)}, {"path": str(test), "split": "test"}])
     run_dir = RunDir(r.run_dir_path())
     stage.run(r, run_dir)
     out = splits(run_dir)
-    assert len(out["test"]) == 10 and all(x["source"].startswith("test.jsonl") for x in out["test"])
-    assert out["validation"] and all(x["source"].startswith("train.jsonl") for x in out["validation"])
+    assert len(out["test"]) == 10 and all(fname(x["source"]) == "test.jsonl" for x in out["test"])
+    assert out["validation"] and all(fname(x["source"]) == "train.jsonl" for x in out["validation"])
 
     write_jsonl(test, [{"text": "a review with an unseen label", "label": "mixed"}])
     with pytest.raises(DataError, match=r"test\.jsonl:1.*'mixed'.*never appears in train"):
@@ -171,12 +258,23 @@ def test_explicit_split_files(tmp_path: Path) -> None:
         ("missing", None, {}, r"missing\.jsonl: file not found"),
         ("empty", "", {}, r"empty\.jsonl:1: the file is empty"),
         ("bad", '{"text": "ok", "label": "a"}\n{"text": "broken", \n', {}, r"bad\.jsonl:2: not valid JSON"),
-        ("nocol", '{"body": "no text column", "label": "a"}\n', {}, r"nocol\.jsonl:1: no column 'text'.*columns"),
-        ("nolabel", '{"text": "x", "label": "a"}\n', {"label": "stars"}, r"nolabel\.jsonl:1: no column 'stars'"),
+        (
+            "nocol",
+            '{"body": "no text column", "label": "a"}\n',
+            {},
+            r"nocol\.jsonl:1: no column 'text'.*columns",
+        ),
+        (
+            "nolabel",
+            '{"text": "x", "label": "a"}\n',
+            {"label": "stars"},
+            r"nolabel\.jsonl:1: no column 'stars'",
+        ),
     ],
 )
-def test_bad_input_names_file_and_line(tmp_path: Path, name: str, content: str | None, columns: dict[str, str],
-                                       match: str) -> None:
+def test_bad_input_names_file_and_line(
+    tmp_path: Path, name: str, content: str | None, columns: dict[str, str], match: str
+) -> None:
     path = tmp_path / f"{name}.jsonl"
     if content is not None:
         path.write_text(content, encoding="utf-8")
@@ -188,14 +286,21 @@ def test_bad_input_names_file_and_line(tmp_path: Path, name: str, content: str |
 
 
 def test_bundled_rotten_tomatoes_excludes_plot_and_groups(tmp_path: Path) -> None:
-    r = recipe(tmp_path, sources=[{"bundled": "rotten_tomatoes"}], labels=["fresh", "rotten"],
-               split={"group_by": "movie_name"})
+    r = recipe(
+        tmp_path,
+        sources=[{"bundled": "rotten_tomatoes"}],
+        labels=["fresh", "rotten"],
+        split={"group_by": "movie_name"},
+    )
     run_dir = RunDir(r.run_dir_path())
     stage.run(r, run_dir)
     out = splits(run_dir)
     movies = {s: {x["group"] for x in out[s]} for s in SPLITS}
-    assert not (movies["train"] & movies["validation"] or movies["train"] & movies["test"]
-                or movies["validation"] & movies["test"])
+    assert not (
+        movies["train"] & movies["validation"]
+        or movies["train"] & movies["test"]
+        or movies["validation"] & movies["test"]
+    )
     assert {x["label"] for v in out.values() for x in v} == {"fresh", "rotten"}
     q = read_jsonl(run_dir.data / "quarantine.jsonl")
     plot = [x for x in q if x["step"] == "labels"]

@@ -10,7 +10,18 @@ from tunelab.config.base import Section
 
 BUNDLED_DATASETS = ("rotten_tomatoes", "chatterbot")
 # Our field names that a source's ``columns`` may map onto the file's own column names.
-FIELDS = ("text", "label", "group", "messages", "instruction", "input", "output", "prompt", "response", "system")
+FIELDS = (
+    "text",
+    "label",
+    "group",
+    "messages",
+    "instruction",
+    "input",
+    "output",
+    "prompt",
+    "response",
+    "system",
+)
 SPLITS = ("train", "validation", "test")
 
 
@@ -21,8 +32,11 @@ class SourceConfig(Section):
     """
 
     bundled: Literal["rotten_tomatoes", "chatterbot"] | None = None
-    path: str | None = Field(None, description="a jsonl/csv/tsv/parquet file, a <root>/<label>/*.txt folder "
-                             "or a folder written by datasets' save_to_disk")
+    path: str | None = Field(
+        None,
+        description="a jsonl/csv/tsv/parquet file, a <root>/<label>/*.txt folder "
+        "or a folder written by datasets' save_to_disk",
+    )
     hub: str | None = Field(None, description="a Hugging Face hub dataset name (needs network)")
     subset: str | None = Field(None, description="hub: the dataset configuration name")
     hub_split: str = Field("train", description="hub / saved dataset: which split to read")
@@ -33,9 +47,14 @@ class SourceConfig(Section):
     split: Literal["train", "validation", "test"] | None = Field(
         None, description="put every row of this source in this split (explicit split files)"
     )
-    max_rows: int | None = Field(None, ge=1, description="cap: a seeded random sample of at most this many rows")
+    max_rows: int | None = Field(
+        None, ge=1, description="cap: a seeded random sample of at most this many rows"
+    )
     weight: float = Field(
-        1.0, gt=0, le=100, description="train mix: 0.5 keeps half this source's train rows, 2 repeats them twice"
+        1.0,
+        gt=0,
+        le=100,
+        description="train mix: 0.5 keeps half this source's train rows, 2 repeats them twice",
     )
     keep: list[str] | None = Field(None, description="extra columns copied into the output rows")
     name: str | None = Field(None, description="name shown in the report; default the file or bundled name")
@@ -45,7 +64,9 @@ class SourceConfig(Section):
     def _known_fields(cls, v: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(v) - set(FIELDS))
         if unknown:
-            raise ValueError(f"unknown field(s) {unknown}; columns maps one of {list(FIELDS)} to a file column")
+            raise ValueError(
+                f"unknown field(s) {unknown}; columns maps one of {list(FIELDS)} to a file column"
+            )
         return v
 
     @model_validator(mode="after")
@@ -61,7 +82,9 @@ class SourceConfig(Section):
 
 class UnicodeStep(Section):
     enabled: bool = True
-    form: Literal["NFC", "NFKC", "NFD", "NFKD"] = Field("NFKC", description="NFKC also folds width and ligatures")
+    form: Literal["NFC", "NFKC", "NFD", "NFKD"] = Field(
+        "NFKC", description="NFKC also folds width and ligatures"
+    )
 
 
 class HtmlStep(Section):
@@ -83,7 +106,9 @@ class PiiStep(Section):
 class LabelStep(Section):
     enabled: bool = True
     lowercase: bool = True
-    map: dict[str, str] = Field(default_factory=dict, description="rename labels after lower-casing: pos: positive")
+    map: dict[str, str] = Field(
+        default_factory=dict, description="rename labels after lower-casing: pos: positive"
+    )
 
 
 class LengthStep(Section):
@@ -133,7 +158,9 @@ class NearDupConfig(Section):
 
 
 class DedupConfig(Section):
-    exact: bool = Field(True, description="drop exact duplicates after Unicode, case and whitespace normalisation")
+    exact: bool = Field(
+        True, description="drop exact duplicates after Unicode, case and whitespace normalisation"
+    )
     near: NearDupConfig = NearDupConfig()
     leakage: Literal["error", "warn", "off"] = Field(
         "error", description="what to do if a near-duplicate pair straddles train and validation/test"
@@ -168,7 +195,9 @@ class ReportConfig(Section):
     length_unit: Literal["auto", "tokens", "words"] = Field(
         "auto", description="auto: tokens when a token filter loaded the tokenizer, else words"
     )
-    imbalance_ratio: float = Field(3.0, gt=1.0, description="warn when the largest label exceeds the smallest by this")
+    imbalance_ratio: float = Field(
+        3.0, gt=1.0, description="warn when the largest label exceeds the smallest by this"
+    )
 
 
 class DataConfig(Section):
@@ -176,7 +205,9 @@ class DataConfig(Section):
     labels: list[str] | None = Field(
         None, description="classification: keep only these labels; other rows go to quarantine"
     )
-    system_prompt: str | None = Field(None, description="sft: a system message put first in every conversation")
+    system_prompt: str | None = Field(
+        None, description="sft: a system message put first in every conversation"
+    )
     on_malformed: Literal["error", "quarantine"] = Field(
         "error", description="a line that does not parse (bad JSON): stop with its location, or quarantine it"
     )

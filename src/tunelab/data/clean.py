@@ -205,8 +205,9 @@ def build_steps(cfg: DataConfig, ctx: CleanContext) -> list[tuple[str, Step]]:
     return steps
 
 
-def run_steps(records: list[Record], steps: list[tuple[str, Step]],
-              reject: Callable[[str, str, str, Any], None]) -> list[Record]:
+def run_steps(
+    records: list[Record], steps: list[tuple[str, Step]], reject: Callable[[str, str, str, Any], None]
+) -> list[Record]:
     kept = []
     for rec in records:
         for name, fn in steps:

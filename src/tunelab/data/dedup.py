@@ -96,29 +96,38 @@ class NearDup:
 
 def build_index(records: list[Record], cfg: DataConfig, seed: int = 1) -> LshIndex:
     near = cfg.dedup.near
-    sigs = signatures([r.content() for r in records], near.num_perm, near.ngram, near.unit, seed=seed)
-    return LshIndex(sigs, near.threshold, seed=seed)
+    texts = [r.content() for r in records]
+    sigs = signatures(texts, near.num_perm, near.ngram, near.unit, seed=seed)
+    return LshIndex(texts, sigs, near.threshold, near.ngram, near.unit, seed=seed)
 
 
-def near_dedup(records: list[Record], cfg: DataConfig, reject: Reject, report: DupReport,
-               max_examples: int) -> tuple[list[Record], NearDup]:
+def near_dedup(
+    records: list[Record], cfg: DataConfig, reject: Reject, report: DupReport, max_examples: int
+) -> tuple[list[Record], NearDup]:
     """Cluster near-duplicates. ``drop`` keeps one per cluster; ``keep_together`` keeps all of them."""
     index = build_index(records, cfg)
     pairs = index.pairs()
     uf = UnionFind(len(records))
     for i, j, _ in pairs:
         uf.union(i, j)
-    clusters = [sorted(m, key=lambda k: _preferred(records[k], k)) for m in uf.groups().values() if len(m) > 1]
+    clusters = [
+        sorted(m, key=lambda k: _preferred(records[k], k)) for m in uf.groups().values() if len(m) > 1
+    ]
     report.near_pairs = len(pairs)
     report.near_clusters = len(clusters)
     best = {(i, j): s for i, j, s in pairs}
     for members in clusters[:max_examples]:
         rep = members[0]
-        report.near_examples.append({
-            "kept": records[rep].source, "text": records[rep].content()[:300],
-            "others": [{"source": records[k].source, "text": records[k].content()[:300]} for k in members[1:4]],
-            "size": len(members),
-        })
+        report.near_examples.append(
+            {
+                "kept": records[rep].source,
+                "text": records[rep].content()[:300],
+                "others": [
+                    {"source": records[k].source, "text": records[k].content()[:300]} for k in members[1:4]
+                ],
+                "size": len(members),
+            }
+        )
     if cfg.dedup.near.action == "keep_together":
         return records, NearDup(records, index, clusters)
     drop: set[int] = set()
@@ -126,17 +135,22 @@ def near_dedup(records: list[Record], cfg: DataConfig, reject: Reject, report: D
         rep = members[0]
         for k in members[1:]:
             sim = best.get((min(rep, k), max(rep, k)))
-            how = f"estimated Jaccard {sim:.2f}" if sim is not None else "same cluster"
-            reject("near_dedup", f"near-duplicate of {records[rep].source} ({how})", records[k].source,
-                   records[k].raw)
+            how = f"Jaccard {sim:.2f}" if sim is not None else "same cluster"
+            reject(
+                "near_dedup",
+                f"near-duplicate of {records[rep].source} ({how})",
+                records[k].source,
+                records[k].raw,
+            )
             drop.add(k)
     report.near_removed = len(drop)
     kept_idx = [i for i in range(len(records)) if i not in drop]
     return [records[i] for i in kept_idx], NearDup(records, index, clusters)
 
 
-def leakage(index: LshIndex, records: list[Record], split_of: list[str | None],
-            max_examples: int = 5) -> dict[str, Any]:
+def leakage(
+    index: LshIndex, records: list[Record], split_of: list[str | None], max_examples: int = 5
+) -> dict[str, Any]:
     """Near-duplicate pairs among kept rows whose members sit in different splits.
 
     ``records`` and ``split_of`` are aligned with the index rows; ``None`` marks a row that was
@@ -162,8 +176,14 @@ def leakage(index: LshIndex, records: list[Record], split_of: list[str | None],
         "checked_rows": sum(1 for s in split_of if s not in (None, "train")),
         "threshold": index.threshold,
         "examples": [
-            {"a": records[i].source, "a_split": split_of[i], "b": records[j].source, "b_split": split_of[j],
-             "jaccard": round(s, 3), "text": records[i].content()[:200]}
+            {
+                "a": records[i].source,
+                "a_split": split_of[i],
+                "b": records[j].source,
+                "b_split": split_of[j],
+                "jaccard": round(s, 3),
+                "text": records[i].content()[:200],
+            }
             for i, j, s in found[:max_examples]
         ],
     }

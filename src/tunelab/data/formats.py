@@ -15,7 +15,7 @@ from typing import Any
 from tunelab.config.data import SourceConfig
 from tunelab.data.errors import DataError
 from tunelab.data.records import Record
-from tunelab.data.sources import RawRow, SourceData
+from tunelab.data.sources import SourceData
 from tunelab.registry import Registry
 
 ROLES = ("system", "user", "assistant")
@@ -74,7 +74,9 @@ def _as_label(v: Any) -> tuple[str | None, str | None]:
 @FORMATS.register("classification")
 def classification(m: Mapper, row: dict[str, Any], rec: Record) -> str | None:
     if not m.has(row, "text") and m.has(row, "messages"):
-        return "row looks like chat data ('messages') but the task is classification, which needs text and label"
+        return (
+            "row looks like chat data ('messages') but the task is classification, which needs text and label"
+        )
     text, why = _as_text(m.get(row, "text"), f"text (column {m.col('text')!r})")
     if why:
         return why
@@ -119,7 +121,9 @@ def _chat(m: Mapper, row: dict[str, Any], rec: Record) -> str | None:
     return None
 
 
-def _pair(m: Mapper, row: dict[str, Any], rec: Record, ask: str, answer: str, extra: str | None) -> str | None:
+def _pair(
+    m: Mapper, row: dict[str, Any], rec: Record, ask: str, answer: str, extra: str | None
+) -> str | None:
     prompt, why = _as_text(m.get(row, ask), f"{ask} (column {m.col(ask)!r})")
     if why:
         return why
@@ -182,14 +186,21 @@ def check_columns(data: SourceData, mapper: Mapper, task: str) -> None:
             if data.columns and any(c.lstrip().startswith(("{", "[")) for c in data.columns):
                 looks = "; the header looks like JSON: set format: jsonl"
             raise DataError(
-                f"{data.display}:1", f"no column {want} (columns: {seen[:12]}){looks}",
+                f"{data.display}:1",
+                f"no column {want} (columns: {seen[:12]}){looks}",
                 f"map it in the recipe, e.g. columns: {{{options[0]}: <your column>}}",
             )
 
 
-def to_records(data: SourceData, src: SourceConfig, origin: int, task: str, group_by: str | None,
-               reject: Callable[[str, str, str, Any], None]) -> list[Record]:
-    """Validate and convert every row of one source; rejected rows go to ``reject(step, reason, where, row)``."""
+def to_records(
+    data: SourceData,
+    src: SourceConfig,
+    origin: int,
+    task: str,
+    group_by: str | None,
+    reject: Callable[[str, str, str, Any], None],
+) -> list[Record]:
+    """Validate and convert every row of one source; rejected rows go to ``reject``."""
     mapper = Mapper({**data.default_columns, **src.columns})
     check_columns(data, mapper, task)
     convert = FORMATS.get(task)

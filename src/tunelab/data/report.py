@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -27,8 +28,10 @@ def imbalance_warnings(splits: dict[str, list[Record]], ratio: float) -> list[st
             if hi > ratio * lo:
                 big = max(dist, key=dist.__getitem__)
                 small = min(dist, key=dist.__getitem__)
-                out.append(f"{name}: labels are imbalanced ({big!r} {hi} vs {small!r} {lo}, more than "
-                           f"{ratio:g}x); consider class weights or resampling")
+                out.append(
+                    f"{name}: labels are imbalanced ({big!r} {hi} vs {small!r} {lo}, more than "
+                    f"{ratio:g}x); consider class weights or resampling"
+                )
     return out
 
 
@@ -59,7 +62,7 @@ def diversity(rows: Sequence[Record]) -> dict[str, Any]:
     for r in rows:
         toks = _TOKEN.findall(r.content().lower())
         uni.update(toks)
-        pairs = list(zip(toks, toks[1:]))
+        pairs = list(pairwise(toks))
         bi.update(pairs)
         total_bi += len(pairs)
     total = sum(uni.values())
@@ -73,7 +76,10 @@ def diversity(rows: Sequence[Record]) -> dict[str, Any]:
 
 
 def length_stats(splits: dict[str, list[Record]], counter: Callable[[str], int], unit: str) -> dict[str, Any]:
-    return {"unit": unit, **{name: histogram([counter(r.content()) for r in rows]) for name, rows in splits.items()}}
+    return {
+        "unit": unit,
+        **{name: histogram([counter(r.content()) for r in rows]) for name, rows in splits.items()},
+    }
 
 
 def word_count(text: str) -> int:
@@ -99,8 +105,11 @@ def removed_examples(quarantine_rows: list[dict[str, Any]], per_step: int) -> di
         bucket = out.setdefault(q["step"], [])
         if len(bucket) < per_step:
             row = q["row"]
-            shown = {k: (v[:300] + "..." if isinstance(v, str) and len(v) > 300 else v)
-                     for k, v in row.items()} if isinstance(row, dict) else row
+            shown = (
+                {k: (v[:300] + "..." if isinstance(v, str) and len(v) > 300 else v) for k, v in row.items()}
+                if isinstance(row, dict)
+                else row
+            )
             bucket.append({"source": q["source"], "reason": q["reason"], "row": shown})
     return out
 

@@ -10,11 +10,11 @@ import bz2
 import csv
 import io
 import json
-import os
 import random
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -57,16 +57,17 @@ READERS: Registry[Reader] = Registry("data format")
 
 
 def _display(path: Path) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)
+    # The path as the recipe gave it: the form the user recognises in errors and quarantine rows.
+    return str(path)
 
 
 def _read_bytes(path: Path, display: str) -> bytes:
     if not path.exists():
-        raise DataError(display, "file not found", "check data.sources[].path; relative paths start at the "
-                        "working directory")
+        raise DataError(
+            display,
+            "file not found",
+            "check data.sources[].path; relative paths start at the working directory",
+        )
     if path.is_dir():
         raise DataError(display, "is a folder", "give a file, or set format: text_folder / hf_disk")
     data = path.read_bytes()
@@ -90,7 +91,9 @@ def read_jsonl(path: Path, display: str, cfg: DataConfig) -> SourceData:
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            rows.append(RawRow(where, {"line": line}, f"invalid UTF-8 byte at position {exc.start} of the line"))
+            rows.append(
+                RawRow(where, {"line": line}, f"invalid UTF-8 byte at position {exc.start} of the line")
+            )
             continue
         try:
             obj = json.loads(text)
@@ -98,13 +101,16 @@ def read_jsonl(path: Path, display: str, cfg: DataConfig) -> SourceData:
             if cfg.on_malformed == "error":
                 looks = " (it looks like CSV: set format: csv)" if lineno == 1 and "," in text else ""
                 raise DataError(
-                    f"{where}", f"not valid JSON at column {exc.colno}: {exc.msg}{looks}",
+                    f"{where}",
+                    f"not valid JSON at column {exc.colno}: {exc.msg}{looks}",
                     "fix or delete the line, or set data.on_malformed: quarantine",
                 ) from None
             rows.append(RawRow(where, {"line": text}, f"not valid JSON at column {exc.colno}: {exc.msg}"))
             continue
         if not isinstance(obj, dict):
-            rows.append(RawRow(where, {"value": obj}, f"the line is a JSON {type(obj).__name__}, not an object"))
+            rows.append(
+                RawRow(where, {"value": obj}, f"the line is a JSON {type(obj).__name__}, not an object")
+            )
             continue
         rows.append(RawRow(where, obj))
     return SourceData(display, display, rows)
@@ -121,8 +127,9 @@ def _read_delimited(path: Path, display: str, delimiter: str) -> SourceData:
     try:
         header = next(reader)
     except (StopIteration, csv.Error) as exc:
-        raise DataError(f"{display}:1", f"cannot read the header: {exc}", "the first line must name the columns"
-                        ) from None
+        raise DataError(
+            f"{display}:1", f"cannot read the header: {exc}", "the first line must name the columns"
+        ) from None
     header = [h.strip() for h in header]
     if len(set(header)) != len(header):
         raise DataError(f"{display}:1", f"repeated column names in the header {header}", "rename them")
@@ -134,19 +141,28 @@ def _read_delimited(path: Path, display: str, delimiter: str) -> SourceData:
         except StopIteration:
             break
         except csv.Error as exc:
-            raise DataError(f"{display}:{start}", f"cannot parse the row: {exc}", "check its quoting") from None
+            raise DataError(
+                f"{display}:{start}", f"cannot parse the row: {exc}", "check its quoting"
+            ) from None
         where = f"{display}:{start}"
         start = reader.line_num + 1
         if not values or not any(v.strip() for v in values):
             continue
         if len(values) != len(header):
-            rows.append(RawRow(where, {"values": values},
-                               f"the row has {len(values)} fields but the header has {len(header)}"))
+            rows.append(
+                RawRow(
+                    where,
+                    {"values": values},
+                    f"the row has {len(values)} fields but the header has {len(header)}",
+                )
+            )
             continue
         row = dict(zip(header, values, strict=True))
         bad = [k for k, v in row.items() if _has_surrogates(v)]
         if bad:
-            fixed = {k: v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for k, v in row.items()}
+            fixed = {
+                k: v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for k, v in row.items()
+            }
             rows.append(RawRow(where, fixed, f"invalid UTF-8 bytes in column {bad[0]!r}"))
             continue
         rows.append(RawRow(where, row))
@@ -181,7 +197,9 @@ def read_parquet(path: Path, display: str, cfg: DataConfig) -> SourceData:
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(display, f"not a readable Parquet file: {exc}", "set format: to the real format") from None
+        raise DataError(
+            display, f"not a readable Parquet file: {exc}", "set format: to the real format"
+        ) from None
     if table.num_rows == 0:
         raise DataError(display, "the file is empty (0 rows)", "remove it from data.sources or add rows")
     rows = [RawRow(f"{display}:row {i}", r) for i, r in enumerate(table.to_pylist(), 1)]
@@ -196,15 +214,20 @@ def read_text_folder(path: Path, display: str, cfg: DataConfig) -> SourceData:
     rows: list[RawRow] = []
     for label_dir in sorted(p for p in path.iterdir() if p.is_dir()):
         for f in sorted(label_dir.glob("*.txt")):
-            where = _display(f)
+            where = f"{display}/{label_dir.name}/{f.name}"
             raw = f.read_bytes()
             if raw.startswith(BOM):
                 raw = raw[len(BOM) :]
             try:
                 rows.append(RawRow(where, {"text": raw.decode("utf-8"), "label": label_dir.name}))
             except UnicodeDecodeError as exc:
-                rows.append(RawRow(where, {"text": raw.decode("utf-8", "replace"), "label": label_dir.name},
-                                   f"invalid UTF-8 byte at offset {exc.start}"))
+                rows.append(
+                    RawRow(
+                        where,
+                        {"text": raw.decode("utf-8", "replace"), "label": label_dir.name},
+                        f"invalid UTF-8 byte at offset {exc.start}",
+                    )
+                )
     if not rows:
         raise DataError(display, "no <label>/*.txt files found", "a text folder is <root>/<label>/*.txt")
     return SourceData(display, display, rows, columns={"text", "label"})
@@ -230,7 +253,9 @@ def read_hf_disk(path: Path, display: str, cfg: DataConfig, split: str = "train"
     try:
         ds = load_from_disk(str(path))
     except (FileNotFoundError, ValueError, OSError) as exc:
-        raise DataError(display, f"not a saved datasets folder: {exc}", "write it with save_to_disk") from None
+        raise DataError(
+            display, f"not a saved datasets folder: {exc}", "write it with save_to_disk"
+        ) from None
     return _rows_from_dataset(ds, display, split)
 
 
@@ -242,8 +267,11 @@ def read_hub(src: SourceConfig) -> SourceData:
     try:
         ds = load_dataset(src.hub, src.subset, split=src.hub_split)
     except Exception as exc:  # the hub client raises many unrelated types; all mean "cannot load"
-        raise DataError(display, f"cannot load the hub dataset: {type(exc).__name__}: {exc}",
-                        "check the name and network, or download it and use path:") from None
+        raise DataError(
+            display,
+            f"cannot load the hub dataset: {type(exc).__name__}: {exc}",
+            "check the name and network, or download it and use path:",
+        ) from None
     data = _rows_from_dataset(ds, display, src.hub_split)
     data.inputs = {display: getattr(ds, "_fingerprint", "") or ""}
     return data
@@ -278,11 +306,16 @@ def read_chatterbot(cfg: DataConfig) -> SourceData:
         convs_node = next((v for k, v in getattr(root, "value", []) if k.value == "conversations"), None)
         for conv in getattr(convs_node, "value", []):
             turns = conv.value if isinstance(conv, yaml.SequenceNode) else []
-            for a, b in zip(turns, turns[1:]):
+            for a, b in pairwise(turns):
                 row = {"prompt": _scalar(a), "response": _scalar(b), "category": str(cats[0])}
                 rows.append(RawRow(f"{rel}:{a.start_mark.line + 1}", row))
-    data = SourceData("chatterbot", "chatterbot_corpus/data/english", rows, inputs=inputs,
-                      columns={"prompt", "response", "category"})
+    data = SourceData(
+        "chatterbot",
+        "chatterbot_corpus/data/english",
+        rows,
+        inputs=inputs,
+        columns={"prompt", "response", "category"},
+    )
     data.keep = ["category"]
     return data
 
@@ -297,18 +330,30 @@ BUNDLED = {"rotten_tomatoes": read_rotten_tomatoes, "chatterbot": read_chatterbo
 
 def infer_format(path: Path) -> str:
     if path.is_dir():
-        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() or (
-            path / "state.json"
-        ).exists():
+        if (
+            (path / "dataset_info.json").exists()
+            or (path / "dataset_dict.json").exists()
+            or (path / "state.json").exists()
+        ):
             return "hf_disk"
         return "text_folder"
     name = path.name.lower().removesuffix(".bz2")
-    for ext, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"),
-                     (".tsv", "tsv"), (".parquet", "parquet"), (".pq", "parquet")):
+    for ext, fmt in (
+        (".jsonl", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".json", "jsonl"),
+        (".csv", "csv"),
+        (".tsv", "tsv"),
+        (".parquet", "parquet"),
+        (".pq", "parquet"),
+    ):
         if name.endswith(ext):
             return fmt
-    raise DataError(_display(path), f"cannot tell the format from the extension {path.suffix!r}",
-                    f"set format: one of {READERS.names()}")
+    raise DataError(
+        _display(path),
+        f"cannot tell the format from the extension {path.suffix!r}",
+        f"set format: one of {READERS.names()}",
+    )
 
 
 def read_source(src: SourceConfig, cfg: DataConfig, seed: int) -> SourceData:
@@ -322,8 +367,11 @@ def read_source(src: SourceConfig, cfg: DataConfig, seed: int) -> SourceData:
         path = Path(src.path).expanduser()
         display = _display(path)
         if not path.exists():
-            raise DataError(display, "file not found", "check data.sources[].path; relative paths start at "
-                            "the working directory")
+            raise DataError(
+                display,
+                "file not found",
+                "check data.sources[].path; relative paths start at the working directory",
+            )
         fmt = src.format or infer_format(path)
         reader = READERS.get(fmt)
         data = reader(path, display, cfg, src.hub_split) if fmt == "hf_disk" else reader(path, display, cfg)

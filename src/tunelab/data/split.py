@@ -32,8 +32,9 @@ def components(records: Sequence[Record], together: Sequence[Sequence[int]] = ()
     return sorted(uf.groups().values(), key=lambda m: m[0])
 
 
-def assign(records: Sequence[Record], cfg: SplitConfig, seed: int,
-           together: Sequence[Sequence[int]] = ()) -> tuple[list[str], list[tuple[int, str]]]:
+def assign(
+    records: Sequence[Record], cfg: SplitConfig, seed: int, together: Sequence[Sequence[int]] = ()
+) -> tuple[list[str], list[tuple[int, str]]]:
     """Return each row's split, and rows to drop because their component spans two explicit splits."""
     splits: list[str] = [""] * len(records)
     conflicts: list[tuple[int, str]] = []
@@ -46,8 +47,13 @@ def assign(records: Sequence[Record], cfg: SplitConfig, seed: int,
         target = max(pins, key=lambda p: SPLIT_PRIORITY[p])
         for i in comp:
             if records[i].pin and records[i].pin != target:
-                conflicts.append((i, f"shares a group or near-duplicate cluster with rows of the explicit "
-                                     f"{target} file, so keeping it in {records[i].pin} would leak"))
+                conflicts.append(
+                    (
+                        i,
+                        f"shares a group or near-duplicate cluster with rows of the explicit "
+                        f"{target} file, so keeping it in {records[i].pin} would leak",
+                    )
+                )
             splits[i] = target
     ratios = _ratios(records, cfg)
     _greedy(records, free, ratios, cfg.stratify, seed, splits)
@@ -62,8 +68,14 @@ def _ratios(records: Sequence[Record], cfg: SplitConfig) -> dict[str, float]:
     return {"train": 1.0 - val - test, "validation": val, "test": test}
 
 
-def _greedy(records: Sequence[Record], comps: list[list[int]], ratios: dict[str, float], stratify: bool,
-            seed: int, out: list[str]) -> None:
+def _greedy(
+    records: Sequence[Record],
+    comps: list[list[int]],
+    ratios: dict[str, float],
+    stratify: bool,
+    seed: int,
+    out: list[str],
+) -> None:
     rng = random.Random(seed)
     comps = list(comps)
     rng.shuffle(comps)

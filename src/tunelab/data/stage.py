@@ -39,11 +39,18 @@ def outputs(task: str) -> list[str]:
 def fingerprint(recipe: Recipe, hashes: dict[str, str]) -> str:
     cfg = recipe.data
     key: dict[str, Any] = {
-        "data": cfg.model_dump(mode="json"), "task": recipe.task, "seed": recipe.run.seed,
-        "inputs": hashes, "version": FORMAT_VERSION, "tunelab": _version(),
+        "data": cfg.model_dump(mode="json"),
+        "task": recipe.task,
+        "seed": recipe.run.seed,
+        "inputs": hashes,
+        "version": FORMAT_VERSION,
+        "tunelab": _version(),
     }
-    if cfg.clean.length.min_tokens is not None or cfg.clean.length.max_tokens is not None \
-            or cfg.report.length_unit == "tokens":
+    if (
+        cfg.clean.length.min_tokens is not None
+        or cfg.clean.length.max_tokens is not None
+        or cfg.report.length_unit == "tokens"
+    ):
         key["tokenizer"] = recipe.model.model_dump(mode="json")  # token counts depend on the model
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -63,8 +70,9 @@ def run(recipe: Recipe, run_dir: RunDir, force: bool = False, tokenizer: Any = N
     names = outputs(recipe.task)
     if not force and run_dir.is_done(STAGE, fp) and all((run_dir.data / n).exists() for n in names):
         report = json.loads((run_dir.data / "data_report.json").read_text(encoding="utf-8"))
-        return StageResult(STAGE, metrics=report.get("summary", {}), artifacts=_paths(run_dir, names),
-                           skipped=True)
+        return StageResult(
+            STAGE, metrics=report.get("summary", {}), artifacts=_paths(run_dir, names), skipped=True
+        )
     with run_dir.stage(STAGE, fp) as info:
         report = prepare(recipe, run_dir, tokenizer)
         run_dir.record_inputs(report.pop("_inputs"))
@@ -107,9 +115,18 @@ def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str,
         read += len(data.rows)
         allowed[origin] = cfg.labels if cfg.labels is not None else data.default_labels
         got = to_records(data, src, origin, fmt, cfg.split.group_by, reject)
-        sources_info.append({"name": data.name, "location": data.display, "rows_read": len(data.rows),
-                             "rows_available": data.available, "rows_valid": len(got), "split": src.split,
-                             "weight": src.weight, "labels_allowed": allowed[origin]})
+        sources_info.append(
+            {
+                "name": data.name,
+                "location": data.display,
+                "rows_read": len(data.rows),
+                "rows_available": data.available,
+                "rows_valid": len(got),
+                "split": src.split,
+                "weight": src.weight,
+                "labels_allowed": allowed[origin],
+            }
+        )
         records.extend(got)
     steps.append(("read", read - quarantine.counts["read"]))
     steps.append(("format", len(records)))
@@ -119,7 +136,9 @@ def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str,
                 r.messages.insert(0, {"role": "system", "content": cfg.system_prompt})
 
     # clean ------------------------------------------------------------------------------------
-    ctx = CleanContext(task=fmt, allowed_labels=allowed, tokenizer_loader=_tokenizer_loader(recipe, tokenizer))
+    ctx = CleanContext(
+        task=fmt, allowed_labels=allowed, tokenizer_loader=_tokenizer_loader(recipe, tokenizer)
+    )
     clean_steps = build_steps(cfg, ctx)
     records = run_steps(records, clean_steps, reject)
     after = len(records) + sum(quarantine.counts[n] for n, _ in clean_steps)
@@ -129,8 +148,9 @@ def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str,
 
     # duplicates -------------------------------------------------------------------------------
     n_ex = cfg.report.examples
-    records, conflict_groups = resolve_conflicts(records, cfg.clean.conflicts if fmt == "classification"
-                                                 else "keep", reject)
+    records, conflict_groups = resolve_conflicts(
+        records, cfg.clean.conflicts if fmt == "classification" else "keep", reject
+    )
     steps.append(("conflicts", len(records)))
     dups = DupReport()
     if cfg.dedup.exact:
@@ -141,8 +161,11 @@ def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str,
     if cfg.dedup.near.enabled and records:
         records, near = near_dedup(records, cfg, reject, dups, n_ex)
         index, all_rows = near.index, near.records
-        together = [[records_pos for records_pos in _positions(near.records, records, m)] for m in near.clusters] \
-            if cfg.dedup.near.action == "keep_together" else []
+        together = (
+            [[records_pos for records_pos in _positions(near.records, records, m)] for m in near.clusters]
+            if cfg.dedup.near.action == "keep_together"
+            else []
+        )
         steps.append(("near_dedup", len(records)))
     else:
         together = []
@@ -156,8 +179,11 @@ def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str,
     steps.append(("split", len(kept)))
     by_split: dict[str, list[Record]] = {s: [r for r, sp in kept if sp == s] for s in SPLITS}
     if not by_split["train"]:
-        raise DataError("data.sources", f"no rows left for train ({len(kept)} kept, {len(quarantine)} "
-                        "quarantined)", "see data/quarantine.jsonl for why rows were removed")
+        raise DataError(
+            "data.sources",
+            f"no rows left for train ({len(kept)} kept, {len(quarantine)} quarantined)",
+            "see data/quarantine.jsonl for why rows were removed",
+        )
     _check_eval_labels(by_split, fmt)
 
     # leakage ------------------------------------------------------------------------------------
@@ -171,9 +197,12 @@ def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str,
             leak = leakage(index, all_rows, [where.get(id(r)) for r in all_rows], n_ex)
         if leak["pairs"] and cfg.dedup.leakage == "error":
             ex = leak["examples"][0]
-            raise DataError(ex["a"], f"{leak['pairs']} near-duplicate pair(s) straddle splits, e.g. with "
-                            f"{ex['b']} ({ex['a_split']}/{ex['b_split']})",
-                            "enable dedup.near, or set dedup.leakage: warn")
+            raise DataError(
+                ex["a"],
+                f"{leak['pairs']} near-duplicate pair(s) straddle splits, e.g. with "
+                f"{ex['b']} ({ex['a_split']}/{ex['b_split']})",
+                "enable dedup.near, or set dedup.leakage: warn",
+            )
 
     # source weights (train mix) -----------------------------------------------------------------
     by_split["train"], copies = _apply_weights(by_split["train"], cfg, seed, reject)
@@ -198,31 +227,52 @@ def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str,
     pii = ctx.stats.get("pii")
     report: dict[str, Any] = {
         "summary": {
-            "rows_read": read, "rows_kept": kept_n, "rows_quarantined": len(quarantine),
-            "reconciles": read == kept_n + len(quarantine), "upsampled_copies": copies,
+            "rows_read": read,
+            "rows_kept": kept_n,
+            "rows_quarantined": len(quarantine),
+            "reconciles": read == kept_n + len(quarantine),
+            "upsampled_copies": copies,
             **{f"{s}_rows": len(by_split[s]) for s in SPLITS},
-            "exact_duplicates": dups.exact_removed, "near_duplicates": dups.near_removed,
-            "leakage_pairs": leak["pairs"], "labels": labels if fmt == "classification" else None,
+            "exact_duplicates": dups.exact_removed,
+            "near_duplicates": dups.near_removed,
+            "leakage_pairs": leak["pairs"],
+            "labels": labels if fmt == "classification" else None,
         },
         "task": task,
         "sources": sources_info,
         "steps": _step_table(steps, quarantine, read),
         "removed_by_step": dict(quarantine.counts),
         "top_reasons": rep.top_reasons(quarantine.rows),
-        "splits": {s: {"rows": len(by_split[s]), "labels": rep.label_distribution(by_split[s]),
-                       "groups": len({r.group for r in by_split[s] if r.group is not None})} for s in SPLITS},
+        "splits": {
+            s: {
+                "rows": len(by_split[s]),
+                "labels": rep.label_distribution(by_split[s]),
+                "groups": len({r.group for r in by_split[s] if r.group is not None}),
+            }
+            for s in SPLITS
+        },
         "warnings": warnings,
         "lengths": rep.length_stats(by_split, counter, unit),
         "duplicates": {
             "exact": {"removed": dups.exact_removed, "examples": dups.examples},
-            "near": {"enabled": cfg.dedup.near.enabled, "threshold": cfg.dedup.near.threshold,
-                     "action": cfg.dedup.near.action, "pairs": dups.near_pairs, "clusters": dups.near_clusters,
-                     "removed": dups.near_removed, "examples": dups.near_examples},
+            "near": {
+                "enabled": cfg.dedup.near.enabled,
+                "threshold": cfg.dedup.near.threshold,
+                "action": cfg.dedup.near.action,
+                "pairs": dups.near_pairs,
+                "clusters": dups.near_clusters,
+                "removed": dups.near_removed,
+                "examples": dups.near_examples,
+            },
             "conflicting_label_groups": conflict_groups,
             "leakage": leak,
         },
-        "pii": {"enabled": pii is not None, "counts": dict(pii.counts) if pii else {},
-                "rows": ctx.stats.get("pii_rows", {}).get("n", 0), "examples": pii.examples if pii else []},
+        "pii": {
+            "enabled": pii is not None,
+            "counts": dict(pii.counts) if pii else {},
+            "rows": ctx.stats.get("pii_rows", {}).get("n", 0),
+            "examples": pii.examples if pii else [],
+        },
         "html_rows": ctx.stats.get("html_rows", 0),
         "diversity": {s: rep.diversity(by_split[s]) for s in SPLITS},
         "examples": {
@@ -251,13 +301,17 @@ def _check_eval_labels(by_split: dict[str, list[Record]], fmt: str) -> None:
     for s in ("validation", "test"):
         for r in by_split[s]:
             if r.pin == s and r.label not in train:
-                raise DataError(r.source, f"label {r.label!r} of this {s} row never appears in train "
-                                f"(train labels: {sorted(train)})",
-                                "add training rows with it, map it with clean.labels.map, or drop the row")
+                raise DataError(
+                    r.source,
+                    f"label {r.label!r} of this {s} row never appears in train "
+                    f"(train labels: {sorted(train)})",
+                    "add training rows with it, map it with clean.labels.map, or drop the row",
+                )
 
 
-def _apply_weights(train: list[Record], cfg: DataConfig, seed: int,
-                   reject: Callable[[str, str, str, Any], None]) -> tuple[list[Record], int]:
+def _apply_weights(
+    train: list[Record], cfg: DataConfig, seed: int, reject: Callable[[str, str, str, Any], None]
+) -> tuple[list[Record], int]:
     """Source weight w: keep a seeded fraction w of a source's train rows (w < 1) or repeat them (w > 1)."""
     if all(s.weight == 1 for s in cfg.sources):
         return train, 0
@@ -271,8 +325,13 @@ def _apply_weights(train: list[Record], cfg: DataConfig, seed: int,
         for i, r in enumerate(rows):
             n = int(whole) + (1 if i in extra else 0)
             if n == 0:
-                reject("mix", f"source {src.display_name()!r} has weight {src.weight:g}; this train row was "
-                       "left out of the mix", r.source, r.raw)
+                reject(
+                    "mix",
+                    f"source {src.display_name()!r} has weight {src.weight:g}; this train row was "
+                    "left out of the mix",
+                    r.source,
+                    r.raw,
+                )
                 continue
             out.extend([r] * n)
             copies += n - 1

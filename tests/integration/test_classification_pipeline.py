@@ -1,0 +1,86 @@
+"""A whole classification run on a tiny BERT: artifacts, learning, and loading without tunelab."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from tests.helpers import classification_recipe, sentiment_rows, write_jsonl
+
+from tunelab.config import validate_recipe
+from tunelab.pipeline import run_pipeline
+from tunelab.runs import read_jsonl
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_bert, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cls")
+    data = write_jsonl(tmp / "reviews.jsonl", sentiment_rows(240))
+    recipe = validate_recipe(classification_recipe(tiny_bert, data, tmp / "runs"))
+    results = run_pipeline(recipe)
+    return recipe, recipe.run_dir_path(), results
+
+
+def test_run_directory_has_every_artifact(finished_run):
+    _, run, results = finished_run
+    assert [r.stage for r in results] == ["data", "train", "evaluate"]
+    for rel in ("recipe.yaml", "manifest.json", "data/train.jsonl", "data/labels.json", "model/config.json",
+                "model/model.safetensors", "metrics/train_log.jsonl", "metrics/eval.json",
+                "metrics/comparison.json"):
+        assert (run / rel).is_file(), rel
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert {s: v["status"] for s, v in manifest["stages"].items()} == {
+        "data": "done", "train": "done", "evaluate": "done"
+    }
+    assert manifest["seed"] == 7 and manifest["environment"]["versions"]["torch"]
+    assert not list(run.rglob("*.tmp")), "no temporary files left behind"
+
+
+def test_tuned_model_beats_base(finished_run):
+    _, run, _ = finished_run
+    comparison = json.loads((run / "metrics/comparison.json").read_text())
+    acc = comparison["metrics"]["accuracy"]
+    assert acc["tuned"]["value"] >= 0.9 > acc["base"]["value"]
+    assert acc["improved"]
+    ev = json.loads((run / "metrics/eval.json").read_text())
+    assert ev["accuracy"]["low"] <= ev["accuracy"]["value"] <= ev["accuracy"]["high"]
+    assert set(ev["per_class"]) == {"neg", "pos"}
+
+
+def test_second_run_skips_current_stages(finished_run):
+    recipe, _, _ = finished_run
+    assert all(r.skipped for r in run_pipeline(recipe))
+
+
+def test_plain_transformers_loads_the_model_and_agrees(finished_run, tmp_path):
+    recipe, run, _ = finished_run
+    rows = read_jsonl(run / "data/test.jsonl")[:8]
+    script = f"""
+import json, sys, torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+tok = AutoTokenizer.from_pretrained({str(run / 'model')!r})
+model = AutoModelForSequenceClassification.from_pretrained({str(run / 'model')!r}).eval()
+texts = json.loads(sys.stdin.read())
+with torch.no_grad():
+    enc = tok(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
+    print(json.dumps(model(**enc).logits.tolist()))
+assert "tunelab" not in sys.modules
+"""
+    out = subprocess.run([sys.executable, "-c", script], input=json.dumps([r["text"] for r in rows]),
+                         capture_output=True, text=True, check=True)
+    plain = torch.tensor(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    from tunelab.runs import RunDir
+    from tunelab.stages import load_labels
+    from tunelab.tasks import get_task
+
+    task = get_task("classification")
+    labels = load_labels(RunDir(run), recipe)
+    model, tok = task.load_tuned(run / "model", recipe, labels)
+    with torch.no_grad():
+        enc = tok([r["text"] for r in rows], padding=True, truncation=True, max_length=32, return_tensors="pt")
+        ours = model(**enc).logits
+    torch.testing.assert_close(ours, plain, atol=1e-5, rtol=1e-4)
