@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tunelab.config.data import DataConfig
-from tunelab.data.minhash import LshIndex, UnionFind, signatures
+from tunelab.data.minhash import LshIndex, UnionFind, sketch
 from tunelab.data.records import SPLIT_PRIORITY, Record, dedup_key, normalise_key
 
 Reject = Callable[[str, str, str, Any], None]
@@ -96,9 +96,8 @@ class NearDup:
 
 def build_index(records: list[Record], cfg: DataConfig, seed: int = 1) -> LshIndex:
     near = cfg.dedup.near
-    texts = [r.content() for r in records]
-    sigs = signatures(texts, near.num_perm, near.ngram, near.unit, seed=seed)
-    return LshIndex(texts, sigs, near.threshold, near.ngram, near.unit, seed=seed)
+    sk = sketch([r.content() for r in records], near.num_perm, near.ngram, near.unit, seed=seed)
+    return LshIndex(sk, near.threshold)
 
 
 def near_dedup(
@@ -156,18 +155,11 @@ def leakage(
     ``records`` and ``split_of`` are aligned with the index rows; ``None`` marks a row that was
     removed, so the dedup index is reused as is.
     """
-    left: list[int] = []
-    right: list[int] = []
-    for i, s in enumerate(split_of):
-        if s is None or s == "train":
-            continue
-        for j in index.candidates(i):
-            other = split_of[j]
-            # each straddling pair once: from its evaluation-side member, against a different split
-            if other is not None and other != s and (other == "train" or j > i):
-                left.append(i)
-                right.append(j)
-    li, ri = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
+    code = {"train": 0, "validation": 1, "test": 2}
+    splits = np.array([code.get(s, -1) if s else -1 for s in split_of], dtype=np.int64)
+    li, ri = index.candidate_pairs(np.flatnonzero(splits >= 0))
+    cross = splits[li] != splits[ri]
+    li, ri = li[cross], ri[cross]
     sim = index.similarity(li, ri)
     hit = sim >= index.threshold
     found = list(zip(li[hit].tolist(), ri[hit].tolist(), sim[hit].tolist(), strict=True))

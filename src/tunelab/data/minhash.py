@@ -1,10 +1,14 @@
-"""MinHash signatures for many texts at once, and the datasketch LSH index over them.
+"""MinHash sketches for many texts at once, and an LSH index over them.
 
 A shingle (a character or word n-gram of the normalised text) is hashed with a 64-bit polynomial
 over its code points (or word hashes), folded to 32 bits. Signatures equal datasketch's
-``MinHash(num_perm, seed, hashfunc=shingle_hash).update_batch(shingles)`` (scheme "affine32"; a unit
-test checks this), but the rolling hashes, permutations and minima are computed for a whole batch of
-texts with numpy instead of one Python object per text, which makes 100,000 texts take seconds.
+``MinHash(num_perm, seed, hashfunc=shingle_hash).update_batch(shingles)`` (scheme "affine32", the
+permutations taken from datasketch; a unit test checks this), but the rolling hashes, permutations
+and minima are computed for a batch of texts with numpy instead of one Python object per text.
+
+The LSH bands use the (bands, rows) that datasketch's ``MinHashLSH`` picks, but the buckets are
+found by sorting band keys with numpy: datasketch's dict-of-sets storage took 10 s to fill and about
+1 GB for 100,000 texts (the benchmark), this takes about a second and 16 MB.
 """
 
 from __future__ import annotations
@@ -12,15 +16,17 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+from datasketch import MinHash, MinHashLSH
 
 from tunelab.data.records import normalise_key
 
 _WORD = re.compile(r"\w+")
-_P = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the polynomial shingle hash
+_P = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the polynomial hashes
 _SLICE_TOKENS = 400_000  # texts are processed in slices of about this many tokens to bound memory
+_SMALL_BUCKET = 20  # buckets up to this size give every pair; larger ones a star and a chain
 
 
 def tokens(text: str, unit: str = "char") -> list[int]:
@@ -35,12 +41,12 @@ def shingle_hash(ids: Sequence[int]) -> int:
     """32-bit hash of one shingle (reference implementation of the vectorised one)."""
     h = 0
     for k, t in enumerate(ids):
-        h = (h + t * pow(int(_P), k, 1 << 64)) % (1 << 64)
+        h = (h + int(t) * pow(int(_P), k, 1 << 64)) % (1 << 64)
     return (h ^ (h >> 32)) & 0xFFFFFFFF
 
 
 def shingles(text: str, n: int = 5, unit: str = "char") -> list[tuple[int, ...]]:
-    """The n-grams of token ids; a text shorter than n is one shingle (an empty one hashes to 0)."""
+    """The n-grams of token ids; a text of at most n tokens is one shingle."""
     ids = tokens(text, unit)
     if len(ids) <= n:
         return [tuple(ids)]
@@ -56,10 +62,22 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint32(16))
 
 
-def _slice_hashes(docs: list[list[int]], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Shingle hashes of a slice of documents, concatenated, and each document's first offset."""
-    lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
-    flat = np.fromiter((t for d in docs for t in d), dtype=np.uint64, count=int(lengths.sum()))
+def _slice_tokens(texts: Sequence[str], unit: str) -> tuple[np.ndarray, np.ndarray]:
+    """All token ids of a slice of texts, concatenated, and each text's token count."""
+    if unit == "word":
+        docs = [tokens(t, unit) for t in texts]
+        lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
+        flat = np.fromiter((t for d in docs for t in d), dtype=np.uint64, count=int(lengths.sum()))
+        return flat, lengths
+    norms = [normalise_key(t) for t in texts]
+    lengths = np.fromiter(map(len, norms), dtype=np.int64, count=len(norms))
+    # one encode for the whole slice: UTF-32 code units are the code points
+    flat = np.frombuffer("".join(norms).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    return flat, lengths
+
+
+def _slice_hashes(flat: np.ndarray, lengths: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Folded shingle hashes of a slice, concatenated, and each text's first offset into them."""
     total = len(flat)
     h = np.zeros(total, dtype=np.uint64)
     power = np.uint64(1)
@@ -67,39 +85,54 @@ def _slice_hashes(docs: list[list[int]], n: int) -> tuple[np.ndarray, np.ndarray
         for k in range(n):
             h[: total - k] += flat[k:] * power
             power = power * _P
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
     windows = np.maximum(lengths - n + 1, 1)
-    # window j of a document starts at starts + j; it is only valid inside the document
-    idx = np.repeat(starts, windows) + (np.arange(windows.sum()) - np.repeat(np.cumsum(windows) - windows, windows))
-    hashes = h[idx] if total else np.zeros(len(idx), dtype=np.uint64)
-    short = np.flatnonzero(lengths <= n)  # whole-text shingles: recompute exactly, no padding
-    first = np.concatenate(([0], np.cumsum(windows)[:-1]))
-    for d in short:
-        hashes[first[d]] = shingle_hash(docs[d])
+    first = np.concatenate(([0], np.cumsum(windows)[:-1])).astype(np.int64)
+    # window j of a text starts at starts + j, and never runs into the next text
+    idx = np.repeat(starts, windows) + (np.arange(int(windows.sum())) - np.repeat(first, windows))
+    hashes = h[np.minimum(idx, max(total - 1, 0))] if total else np.zeros(len(idx), dtype=np.uint64)
+    for d in np.flatnonzero(lengths <= n):  # a whole short text is one shingle: hash it without padding
+        hashes[first[d]] = shingle_hash(flat[starts[d] : starts[d] + lengths[d]].tolist())
     folded = ((hashes ^ (hashes >> np.uint64(32))) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
     return folded, first
 
 
-def signatures(
-    texts: Sequence[str], num_perm: int = 128, ngram: int = 5, unit: str = "char", seed: int = 1
-) -> np.ndarray:
-    """An ``(len(texts), num_perm)`` uint32 matrix of MinHash values."""
+@dataclass
+class Sketches:
+    """Per text: a MinHash signature row, and its sorted distinct shingle hashes (for exact Jaccard)."""
+
+    sigs: np.ndarray  # (n, num_perm) uint32
+    shingles: np.ndarray  # concatenated sorted distinct shingle hashes (uint32)
+    offsets: np.ndarray  # (n + 1,) start of each text's shingles
+
+    def jaccard(self, i: int, j: int) -> float:
+        a = self.shingles[self.offsets[i] : self.offsets[i + 1]]
+        b = self.shingles[self.offsets[j] : self.offsets[j + 1]]
+        inter = len(np.intersect1d(a, b, assume_unique=True))
+        union = len(a) + len(b) - inter
+        return inter / union if union else 1.0
+
+
+def sketch(texts: Sequence[str], num_perm: int = 128, ngram: int = 5, unit: str = "char",
+           seed: int = 1) -> Sketches:
     a, b = MinHash(num_perm=num_perm, seed=seed).permutations
     a = a.astype(np.uint32)[None, :]
     b = b.astype(np.uint32)[None, :]
-    out = np.empty((len(texts), num_perm), dtype=np.uint32)
+    sigs = np.empty((len(texts), num_perm), dtype=np.uint32)
+    parts: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
     chunk = max(1, 2_000_000 // num_perm)  # rows of the shingles x permutations matrix at a time
     start = 0
     while start < len(texts):
-        docs: list[list[int]] = []
-        size = 0
-        while start + len(docs) < len(texts) and (not docs or size < _SLICE_TOKENS):
-            docs.append(tokens(texts[start + len(docs)], unit))
-            size += len(docs[-1])
-        hv, first = _slice_hashes(docs, ngram)
-        hv = _fmix32(hv)
-        mins = np.full((len(docs), num_perm), np.uint32(0xFFFFFFFF), dtype=np.uint32)
-        # Shingle rows in chunks; each chunk's minima are folded into the documents it touches.
+        end, size = start, 0
+        while end < len(texts) and (end == start or size < _SLICE_TOKENS):
+            size += len(texts[end])
+            end += 1
+        flat, lengths = _slice_tokens(texts[start:end], unit)
+        folded, first = _slice_hashes(flat, lengths, ngram)
+        hv = _fmix32(folded)
+        mins = np.full((end - start, num_perm), np.uint32(0xFFFFFFFF), dtype=np.uint32)
+        # shingle rows in chunks; each chunk's minima are folded into the texts it touches
         for lo in range(0, len(hv), chunk):
             hi = min(len(hv), lo + chunk)
             perm = hv[lo:hi, None] * a + b  # uint32 arithmetic wraps, as the affine32 scheme intends
@@ -107,75 +140,125 @@ def signatures(
             d1 = int(np.searchsorted(first, hi - 1, side="right"))
             cuts = np.clip(first[d0:d1], lo, hi) - lo
             cuts[0] = 0
-            part = np.minimum.reduceat(perm, cuts, axis=0)
-            np.minimum(mins[d0:d1], part, out=mins[d0:d1])
-        out[start : start + len(docs)] = mins
-        start += len(docs)
-    return out
+            np.minimum(mins[d0:d1], np.minimum.reduceat(perm, cuts, axis=0), out=mins[d0:d1])
+        sigs[start:end] = mins
+        # sorted distinct hashes per text: sort by (text, hash), drop repeats within a text
+        doc = np.repeat(np.arange(end - start), np.diff(np.append(first, len(folded))))
+        order = np.lexsort((folded, doc))
+        fs, ds = folded[order], doc[order]
+        keep = np.ones(len(fs), dtype=bool)
+        keep[1:] = (fs[1:] != fs[:-1]) | (ds[1:] != ds[:-1])
+        parts.append(fs[keep])
+        counts.append(np.bincount(ds[keep], minlength=end - start))
+        start = end
+    all_counts = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
+    offsets = np.concatenate(([0], np.cumsum(all_counts))).astype(np.int64)
+    flat_sh = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
+    return Sketches(sigs, flat_sh, offsets)
+
+
+def signatures(texts: Sequence[str], num_perm: int = 128, ngram: int = 5, unit: str = "char",
+               seed: int = 1) -> np.ndarray:
+    """An ``(len(texts), num_perm)`` uint32 matrix of MinHash values."""
+    return sketch(texts, num_perm, ngram, unit, seed).sigs
+
+
+def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows per band) from datasketch, for a candidate threshold 0.1 below ``threshold``.
+
+    Bands tuned for the threshold itself miss many pairs near it (datasketch's for 0.8 propose a
+    pair of Jaccard 0.8 only 40% of the time); these, weighted against false negatives, propose it
+    over 99% of the time, and exact verification removes the extra candidates.
+    """
+    lsh = MinHashLSH(threshold=max(0.2, threshold - 0.1), num_perm=num_perm, weights=(0.1, 0.9))
+    return lsh.b, lsh.r
 
 
 class LshIndex:
-    """A datasketch MinHashLSH over signature rows (keyed by row number), with exact verification.
+    """Band keys for every row; candidates share a band, pairs are verified by exact Jaccard."""
 
-    Banding tuned for the threshold itself misses many pairs near it (datasketch's bands for 0.8
-    propose a pair of Jaccard 0.8 only 40% of the time), so the bands are tuned for a candidate
-    threshold 0.1 lower and weighted against false negatives; candidates are then confirmed by the
-    exact Jaccard of their shingle sets, so what is reported is a true near-duplicate.
-    """
-
-    def __init__(self, texts: Sequence[str], sigs: np.ndarray, threshold: float, ngram: int = 5,
-                 unit: str = "char", seed: int = 1) -> None:
-        self.texts = texts
-        self.sigs = sigs
+    def __init__(self, sk: Sketches, threshold: float) -> None:
+        self.sk = sk
         self.threshold = threshold
-        self.ngram, self.unit = ngram, unit
-        num_perm = sigs.shape[1]
-        self.lsh = MinHashLSH(threshold=max(0.2, threshold - 0.1), num_perm=num_perm, weights=(0.1, 0.9))
-        # a candidate whose estimate is this far below the threshold is not worth an exact check (4 sd)
+        n, num_perm = sk.sigs.shape
+        self.bands, self.rows = lsh_params(threshold, num_perm)
+        keys = np.zeros((n, self.bands), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for band in range(self.bands):
+                h = np.full(n, band + 1, dtype=np.uint64)
+                for c in range(band * self.rows, (band + 1) * self.rows):
+                    h = h * _P + sk.sigs[:, c].astype(np.uint64)
+                keys[:, band] = h
+        self.keys = keys
+        # a candidate whose MinHash estimate is this far below the threshold is not checked exactly (4 sd)
         self._slack = max(0.1, 4 * (0.25 / num_perm) ** 0.5)
-        self._lean = [LeanMinHash(seed=seed, hashvalues=row, scheme="affine32") for row in sigs]
-        with self.lsh.insertion_session(buffer_size=100_000) as session:
-            for i, mh in enumerate(self._lean):
-                session.insert(i, mh, check_duplication=False)
-        self._cache: dict[int, frozenset[tuple[int, ...]]] = {}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def candidate_pairs(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct (i < j) pairs of ``rows`` (default all) that share at least one band."""
+        rows = np.arange(len(self.keys)) if rows is None else np.asarray(rows, dtype=np.int64)
+        left: list[np.ndarray] = []
+        right: list[np.ndarray] = []
+        for band in range(self.bands):
+            i, j = _bucket_pairs(self.keys[rows, band])
+            left.append(rows[i])
+            right.append(rows[j])
+        if not left:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        li, ri = np.concatenate(left), np.concatenate(right)
+        lo, hi = np.minimum(li, ri), np.maximum(li, ri)
+        code = np.unique(lo * len(self.keys) + hi)
+        return code // len(self.keys), code % len(self.keys)
 
     def candidates(self, i: int) -> list[int]:
-        return self.lsh.query(self._lean[i])
-
-    def _set(self, i: int) -> frozenset[tuple[int, ...]]:
-        got = self._cache.get(i)
-        if got is None:
-            if len(self._cache) > 20_000:  # bounded: a full cache of 100k texts would cost GBs
-                self._cache.clear()
-            got = self._cache[i] = frozenset(shingles(self.texts[i], self.ngram, self.unit))
-        return got
-
-    def jaccard(self, i: int, j: int) -> float:
-        a, b = self._set(i), self._set(j)
-        return len(a & b) / len(a | b) if a or b else 1.0
+        """Rows sharing a band with row ``i`` (a single query)."""
+        return [int(j) for j in np.flatnonzero((self.keys == self.keys[i]).any(axis=1)) if j != i]
 
     def similarity(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Jaccard of row pairs: exact where the MinHash estimate comes near the threshold, else the estimate."""
         if len(i) == 0:
             return np.zeros(0)
-        est = (self.sigs[i] == self.sigs[j]).mean(axis=1)
+        est = (self.sk.sigs[i] == self.sk.sigs[j]).mean(axis=1)
         for k in np.flatnonzero(est >= self.threshold - self._slack):
-            est[k] = self.jaccard(int(i[k]), int(j[k]))
+            est[k] = self.sk.jaccard(int(i[k]), int(j[k]))
         return est
 
-    def pairs(self) -> list[tuple[int, int, float]]:
-        """Every pair (i < j) that LSH proposes and whose Jaccard reaches the threshold."""
-        left: list[int] = []
-        right: list[int] = []
-        for i in range(len(self.sigs)):
-            for j in self.candidates(i):
-                if j > i:
-                    left.append(i)
-                    right.append(j)
-        li, ri = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
+    def pairs(self, rows: np.ndarray | None = None) -> list[tuple[int, int, float]]:
+        """Every candidate pair (i < j) whose Jaccard reaches the threshold."""
+        li, ri = self.candidate_pairs(rows)
         sim = self.similarity(li, ri)
         keep = sim >= self.threshold
         return list(zip(li[keep].tolist(), ri[keep].tolist(), sim[keep].tolist(), strict=True))
+
+
+def _bucket_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (i < j) that share a key: every pair in small buckets, a star plus a chain in large
+    ones (enough to connect a cluster without the quadratic blow-up of a bucket of 1,000 copies)."""
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    new = np.ones(len(k), dtype=bool)
+    new[1:] = k[1:] != k[:-1]
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.append(starts, len(k)))
+    left: list[np.ndarray] = []
+    right: list[np.ndarray] = []
+    for size in np.unique(sizes[sizes > 1]).tolist():
+        begin = starts[sizes == size]
+        if size <= _SMALL_BUCKET:
+            a, b = np.triu_indices(size, 1)
+            left.append((begin[:, None] + a[None, :]).ravel())
+            right.append((begin[:, None] + b[None, :]).ravel())
+        else:
+            offs = np.arange(1, size)
+            left.append(np.repeat(begin, size - 1))  # star from the first member
+            right.append((begin[:, None] + offs[None, :]).ravel())
+            left.append((begin[:, None] + offs[None, :] - 1).ravel())  # chain of neighbours
+            right.append((begin[:, None] + offs[None, :]).ravel())
+    if not left:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return order[np.concatenate(left)], order[np.concatenate(right)]
 
 
 class UnionFind:
