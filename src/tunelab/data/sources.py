@@ -234,11 +234,13 @@ def read_text_folder(path: Path, display: str, cfg: DataConfig) -> SourceData:
 
 
 def _rows_from_dataset(ds: Any, display: str, split: str) -> SourceData:
-    if hasattr(ds, "keys") and not hasattr(ds, "column_names"):  # a DatasetDict
+    from datasets import DatasetDict
+
+    if isinstance(ds, DatasetDict):
         if split not in ds:
             raise DataError(display, f"no split {split!r}; it has {sorted(ds)}", "set hub_split")
         ds = ds[split]
-    rows = [RawRow(f"{display}[{split}]:row {i}", dict(r)) for i, r in enumerate(ds, 1)]
+    rows = [RawRow(f"{display}[{split}]:row {i}", r) for i, r in enumerate(ds.to_list(), 1)]
     if not rows:
         raise DataError(display, f"split {split!r} is empty", "pick another hub_split")
     return SourceData(display, display, rows, columns=set(ds.column_names))

@@ -34,6 +34,7 @@ class TrainerState:
     tokens_seen: int = 0
     best_metric: float | None = None
     best_step: int | None = None
+    stopped: str = ""  # why a strategy ended training early (a resumed run stays stopped)
     history: list[dict[str, Any]] = field(default_factory=list)
 
 

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from tunelab.config.train import TrainConfig
 from tunelab.runs import atomic_write_jsonl
 from tunelab.train.batching import epoch_batches, eval_batches, shard
+from tunelab.train.callbacks import FitContext, Plan
 from tunelab.train.checkpoint import (
     WEIGHTS,
     TrainerState,
@@ -56,8 +57,14 @@ def fit(
     checkpoints: Path,
     log_path: Path,
     resume: bool = False,
+    plan: Plan | None = None,
 ) -> FitResult:
-    """Train ``model`` in place; on return it holds the best validation weights."""
+    """Train ``model`` in place; on return it holds the best validation weights.
+
+    ``plan`` carries what strategies add: callbacks, a batch order, optimiser parameter groups.
+    """
+    plan = plan or Plan()
+    order = plan.batch_order or epoch_batches
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     probe = Accelerator(cpu=not torch.cuda.is_available())
@@ -74,7 +81,7 @@ def fit(
     metric = cfg.metric_for_best or task.default_metric
     higher = task.greater_is_better(metric)
 
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, cfg, plan.param_groups)
     scheduler = build_scheduler(optimizer, cfg, total)
     model, optimizer = acc.prepare(model, optimizer)
     raw = acc.unwrap_model(model)
@@ -87,6 +94,10 @@ def fit(
         shutil.rmtree(checkpoints, ignore_errors=True)
     if acc.is_main_process:
         atomic_write_jsonl(log_path, state.history)
+    ctx = FitContext(raw, optimizer, scheduler, state, cfg, total, steps_per_epoch, train_features)
+    ctx.stop, ctx.stop_reason = bool(state.stopped), state.stopped
+    for cb in plan.callbacks:
+        cb.on_fit_start(ctx)
 
     def validate() -> dict[str, float]:
         with acc.autocast():
@@ -101,16 +112,20 @@ def fit(
     bar = tqdm(total=total, initial=state.global_step, desc="train", unit="step",
                disable=not acc.is_main_process, file=sys.stderr, dynamic_ncols=True)
     start, run_tokens, window_loss, window_n = time.perf_counter(), 0, 0.0, 0
+    train_seconds = 0.0  # time in training steps only, for an honest tokens/s
     last_val: dict[str, float] = {}
-    while state.global_step < total:
+    while state.global_step < total and not ctx.stop:
         batches = shard(
-            epoch_batches(lengths, cfg.batch_size, seed, state.epoch, cfg.group_by_length),
+            order(lengths, cfg.batch_size, seed, state.epoch, cfg.group_by_length),
             acc.process_index,
             acc.num_processes,
         )
         i = state.batch_in_epoch
-        while i < len(batches) and state.global_step < total:
+        while i < len(batches) and state.global_step < total and not ctx.stop:
+            for cb in plan.callbacks:
+                cb.on_step_start(ctx)
             model.train()
+            step_start = time.perf_counter()
             group = batches[i : i + cfg.grad_accum]
             step_loss = 0.0
             for j, idx in enumerate(group):
@@ -130,10 +145,12 @@ def fit(
             state.global_step += 1
             state.batch_in_epoch = i
             window_loss, window_n = window_loss + step_loss, window_n + 1
-            elapsed = time.perf_counter() - start
-            tps = run_tokens * acc.num_processes / max(elapsed, 1e-9)
+            train_seconds += time.perf_counter() - step_start
+            tps = run_tokens * acc.num_processes / max(train_seconds, 1e-9)
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{tps:,.0f}")
+            for cb in plan.callbacks:
+                cb.on_step_end(ctx, step_loss)
             if state.global_step % cfg.log_every == 0 or state.global_step == total:
                 log({"step": state.global_step, "epoch": round(state.epoch + i / len(batches), 4),
                      "loss": window_loss / window_n, "lr": scheduler.get_last_lr()[0], "tokens_per_s": tps})
@@ -141,12 +158,18 @@ def fit(
             if state.global_step % eval_every == 0 or state.global_step == total:
                 last_val = validate()
                 log({"step": state.global_step, "validation": last_val})
+                for cb in plan.callbacks:
+                    cb.on_evaluate(ctx, last_val)
                 value = last_val[metric]
                 if state.best_metric is None or (value > state.best_metric if higher else value < state.best_metric):
                     state.best_metric, state.best_step = value, state.global_step
                     if acc.is_main_process:
                         save_best(checkpoints, raw)
-            if acc.is_main_process and (state.global_step % save_every == 0 or state.global_step == total):
+            if ctx.stop and not state.stopped:
+                state.stopped = ctx.stop_reason or "stopped by a strategy"
+                log({"step": state.global_step, "stopped": state.stopped})
+            final = state.global_step == total or ctx.stop
+            if acc.is_main_process and (state.global_step % save_every == 0 or final):
                 # a checkpoint at the end of an epoch resumes at the start of the next one
                 at = replace(state, epoch=state.epoch + 1, batch_in_epoch=0) if i >= len(batches) else state
                 save_checkpoint(checkpoints, raw, optimizer, scheduler, at, cfg.keep_checkpoints)
@@ -164,7 +187,7 @@ def fit(
         metric=metric,
         final_validation=last_val,
         seconds=elapsed,
-        train_tokens_per_s=run_tokens * acc.num_processes / max(elapsed, 1e-9),
+        train_tokens_per_s=run_tokens * acc.num_processes / max(train_seconds, 1e-9),
         peak_memory_mb=_peak_memory_mb(),
         precision=precision,
         resumed_from=resumed_from,
