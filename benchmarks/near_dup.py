@@ -119,15 +119,19 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     texts, planted = build(args.n, args.copies, args.seed)
-    print(f"corpus: {len(texts):,} texts ({len(planted):,} planted copies), built in "
-          f"{time.perf_counter() - t0:.1f}s; median length {sorted(map(len, texts))[len(texts) // 2]} chars")
-    cfg = DataConfig(sources=[{"path": "x.jsonl"}],
-                     dedup={"near": {"threshold": args.threshold, "num_perm": args.num_perm, "ngram": args.ngram}})
+    print(
+        f"corpus: {len(texts):,} texts ({len(planted):,} planted copies), built in "
+        f"{time.perf_counter() - t0:.1f}s; median length {sorted(map(len, texts))[len(texts) // 2]} chars"
+    )
+    cfg = DataConfig(
+        sources=[{"path": "x.jsonl"}],
+        dedup={"near": {"threshold": args.threshold, "num_perm": args.num_perm, "ngram": args.ngram}},
+    )
     records = [Record(source=f"bench:{i}", raw=None, origin=0, text=t) for i, t in enumerate(texts)]
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     report = DupReport()
-    kept, near = near_dedup(records, cfg, lambda *a: None, report, 0)
+    _kept, near = near_dedup(records, cfg, lambda *a: None, report, 0)
     seconds = time.perf_counter() - t0
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is KiB on Linux, bytes on macOS
@@ -145,20 +149,34 @@ def main(argv: list[str] | None = None) -> int:
     planted_pairs = sum(family.get(i, i) == family.get(j, j) for i, j, _ in pairs)
     truly_near = sum(jaccard(texts[i], texts[j], args.ngram) >= args.threshold for i, j, _ in pairs)
 
-    print(f"near-dup detection: {seconds:.1f}s wall on this machine, threshold {args.threshold}, "
-          f"num_perm {args.num_perm}, char {args.ngram}-grams")
-    print(f"peak memory: {rss1 * scale / 2**20:.0f} MiB process RSS ({(rss1 - rss0) * scale / 2**20:.0f} MiB "
-          f"added by detection)")
-    print(f"pairs reported: {len(pairs):,} in {report.near_clusters:,} clusters; rows removed: "
-          f"{report.near_removed:,}")
-    print(f"recall (planted copies clustered with their original): {found / len(planted):.4f} "
-          f"({found:,}/{len(planted):,})")
-    print(f"recall on planted copies whose true Jaccard >= threshold ({len(eligible):,}): "
-          f"{found_eligible / max(1, len(eligible)):.4f}")
-    print(f"precision (reported pairs whose true shingle Jaccard >= threshold): "
-          f"{truly_near / max(1, len(pairs)):.4f}")
-    print(f"precision against planted pairs only (natural duplicates in the data count as misses): "
-          f"{planted_pairs / max(1, len(pairs)):.4f}")
+    print(
+        f"near-dup detection: {seconds:.1f}s wall on this machine, threshold {args.threshold}, "
+        f"num_perm {args.num_perm}, char {args.ngram}-grams"
+    )
+    print(
+        f"peak memory: {rss1 * scale / 2**20:.0f} MiB process RSS ({(rss1 - rss0) * scale / 2**20:.0f} MiB "
+        f"added by detection)"
+    )
+    print(
+        f"pairs reported: {len(pairs):,} in {report.near_clusters:,} clusters; rows removed: "
+        f"{report.near_removed:,}"
+    )
+    print(
+        f"recall (planted copies clustered with their original): {found / len(planted):.4f} "
+        f"({found:,}/{len(planted):,})"
+    )
+    print(
+        f"recall on planted copies whose true Jaccard >= threshold ({len(eligible):,}): "
+        f"{found_eligible / max(1, len(eligible)):.4f}"
+    )
+    print(
+        f"precision (reported pairs whose true shingle Jaccard >= threshold): "
+        f"{truly_near / max(1, len(pairs)):.4f}"
+    )
+    print(
+        f"precision against planted pairs only (natural duplicates in the data count as misses): "
+        f"{planted_pairs / max(1, len(pairs)):.4f}"
+    )
     return 0
 
 

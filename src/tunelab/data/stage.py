@@ -75,7 +75,7 @@ def run(recipe: Recipe, run_dir: RunDir, force: bool = False, tokenizer: Any = N
         )
     with run_dir.stage(STAGE, fp) as info:
         report = prepare(recipe, run_dir, tokenizer)
-        run_dir.record_inputs(report.pop("_inputs"))
+        run_dir.record_inputs(hashes)
         info.update(report["summary"])
     return StageResult(STAGE, metrics=report["summary"], artifacts=_paths(run_dir, names))
 
@@ -96,7 +96,7 @@ def _tokenizer_loader(recipe: Recipe, tokenizer: Any) -> Callable[[], Any]:
 
 
 def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str, Any]:
-    """Do the work and write every artifact; return the report (plus ``_inputs`` for the manifest)."""
+    """Do the work and write every artifact; return the report."""
     cfg, task, seed = recipe.data, recipe.task, recipe.run.seed
     fmt = "classification" if task == "classification" else ("sft" if task == "sft" else "text")
     quarantine = Quarantine()
@@ -106,12 +106,10 @@ def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str,
     # read + format ----------------------------------------------------------------------------
     records: list[Record] = []
     sources_info = []
-    inputs: dict[str, str] = {}
     allowed: dict[int, list[str] | None] = {}
     read = 0
     for origin, src in enumerate(cfg.sources):
         data = read_source(src, cfg, seed)
-        inputs.update(data.inputs)
         read += len(data.rows)
         allowed[origin] = cfg.labels if cfg.labels is not None else data.default_labels
         got = to_records(data, src, origin, fmt, cfg.split.group_by, reject)
@@ -284,7 +282,6 @@ def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str,
     from tunelab.data.report_html import render
 
     atomic_write_text(out / "data_report.html", render(report))
-    report["_inputs"] = inputs
     return report
 
 

@@ -10,13 +10,23 @@ from tunelab.runs import RunDir, StageResult, atomic_dir, atomic_write_json, ato
 from tunelab.stages import fingerprint, load_labels, load_split, split_path
 from tunelab.tasks import get_task
 from tunelab.tasks.base import MODEL_INFO
+from tunelab.train.callbacks import Callback, Plan
 from tunelab.train.loop import fit
 
 SECTIONS = ("task", "data", "model", "train", "run")
 
 
-def run(recipe: Recipe, run_dir: RunDir, resume: bool = False, force: bool = False) -> StageResult:
-    """Fine-tune the recipe's model on ``data/train.jsonl``; write ``model/`` and metrics."""
+def run(
+    recipe: Recipe,
+    run_dir: RunDir,
+    resume: bool = False,
+    force: bool = False,
+    callbacks: list[Callback] | None = None,
+) -> StageResult:
+    """Fine-tune the recipe's model on ``data/train.jsonl``; write ``model/`` and metrics.
+
+    ``callbacks`` are added to the training loop (hyperparameter search uses them for pruning).
+    """
     inputs = [split_path(run_dir, s) for s in ("train", "validation")]
     fp = fingerprint(recipe, SECTIONS, inputs)
     if not force and not resume and run_dir.is_done("train", fp) and (run_dir.model / MODEL_INFO).is_file():
@@ -35,6 +45,7 @@ def run(recipe: Recipe, run_dir: RunDir, resume: bool = False, force: bool = Fal
         result = fit(
             model, tokenizer, task, train, val, recipe.train, recipe.run.seed,
             run_dir.checkpoints, run_dir.metrics / "train_log.jsonl", resume=resume,
+            plan=Plan(callbacks=list(callbacks or [])),
         )
         with atomic_dir(run_dir.model) as tmp:
             model.save_pretrained(tmp)

@@ -19,8 +19,13 @@ BAD = Path(__file__).resolve().parents[2] / "data" / "bad_inputs"
 
 
 def run(tmp_path: Path, path: Path, task: str = "classification", **data: Any) -> tuple[dict, list[dict]]:
-    r = validate_recipe({"task": task, "run": {"output_dir": str(tmp_path), "name": "r"},
-                         "data": {"sources": [{"path": str(path)}], **data}})
+    r = validate_recipe(
+        {
+            "task": task,
+            "run": {"output_dir": str(tmp_path), "name": "r"},
+            "data": {"sources": [{"path": str(path)}], **data},
+        }
+    )
     run_dir = RunDir(r.run_dir_path())
     stage.run(r, run_dir)
     report = json.loads((run_dir.data / "data_report.json").read_text())
@@ -49,7 +54,7 @@ def test_bom_is_ignored(tmp_path: Path) -> None:
 
 
 def test_ragged_csv_rows(tmp_path: Path) -> None:
-    report, q = run(tmp_path, BAD / "ragged.csv")
+    _report, q = run(tmp_path, BAD / "ragged.csv")
     w = where(q)
     assert set(w) == {3, 4} and all(step == "read" for step, _ in w.values())
     assert "3 fields but the header has 2" in w[3][1] and "1 fields" in w[4][1]
@@ -71,8 +76,11 @@ def test_empty_text(tmp_path: Path) -> None:
 
 def test_ten_megabyte_line(tmp_path: Path) -> None:
     path = tmp_path / "huge.jsonl"
-    rows = [{"text": "a normal row", "label": "pos"}, {"text": "word " * 2_100_000, "label": "neg"},
-            {"text": "another normal row", "label": "neg"}]
+    rows = [
+        {"text": "a normal row", "label": "pos"},
+        {"text": "word " * 2_100_000, "label": "neg"},
+        {"text": "another normal row", "label": "neg"},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert path.stat().st_size > 10_000_000
     _, q = run(tmp_path, path)
@@ -130,9 +138,15 @@ def test_mixed_formats_quarantined_when_asked(tmp_path: Path) -> None:
 
 
 def test_messy_text_is_cleaned_not_dropped(tmp_path: Path) -> None:
-    r = validate_recipe({"run": {"output_dir": str(tmp_path), "name": "r"},
-                         "data": {"sources": [{"path": str(BAD / "messy_text.jsonl")}], "split": {"test": 0.0,
-                                                                                            "validation": 0.0}}})
+    r = validate_recipe(
+        {
+            "run": {"output_dir": str(tmp_path), "name": "r"},
+            "data": {
+                "sources": [{"path": str(BAD / "messy_text.jsonl")}],
+                "split": {"test": 0.0, "validation": 0.0},
+            },
+        }
+    )
     stage.run(r, RunDir(r.run_dir_path()))
     texts = {x["text"] for x in read_jsonl(r.run_dir_path() / "data" / "train.jsonl")}
     assert texts == {"Tabs and zerowidth bold & entities", "Only this"}

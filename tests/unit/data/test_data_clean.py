@@ -54,7 +54,9 @@ def test_labels_normalised_mapped_and_allowed() -> None:
     kept, dropped = clean(rows, cfg(labels={"map": {"positive": "pos"}}), ctx(allowed=["pos", "neg"]))
     assert [r.label for r in kept] == ["pos", "neg"]
     assert [(d[0], d[1]) for d in dropped] == [
-        ("labels", "label 'meh' is not in the allowed labels ['neg', 'pos']"), ("labels", "empty label")]
+        ("labels", "label 'meh' is not in the allowed labels ['neg', 'pos']"),
+        ("labels", "empty label"),
+    ]
 
 
 def test_switching_a_step_off() -> None:
@@ -94,8 +96,12 @@ def test_char_lengths_and_empty_messages() -> None:
     kept, dropped = clean(rows, cfg(length={"min_chars": 2, "max_chars": 10}), ctx())
     assert [r.text for r in kept] == ["abc"]
     assert [d[1] for d in dropped] == ["50 characters, above max_chars 10", "empty text after cleaning"]
-    chat = Record(source="f:2", raw={}, origin=0,
-                  messages=[{"role": "user", "content": "<p></p>"}, {"role": "assistant", "content": "ok"}])
+    chat = Record(
+        source="f:2",
+        raw={},
+        origin=0,
+        messages=[{"role": "user", "content": "<p></p>"}, {"role": "assistant", "content": "ok"}],
+    )
     _, dropped = clean([chat], cfg(), ctx("sft"))
     assert dropped[0][1] == "message 1 is empty after cleaning"
 
@@ -111,8 +117,9 @@ def shout(cfg: DataConfig, ctx: CleanContext):
 
 
 def test_custom_step_by_dotted_path_and_unknown_names() -> None:
-    kept, dropped = clean([rec("hello"), rec("forbidden fruit")],
-                          cfg(steps=["whitespace", f"{__name__}:shout"]), ctx())
+    kept, dropped = clean(
+        [rec("hello"), rec("forbidden fruit")], cfg(steps=["whitespace", f"{__name__}:shout"]), ctx()
+    )
     assert kept[0].text == "HELLO" and dropped[0][:2] == ("shout", "contains a forbidden word")
     with pytest.raises(UnknownPluginError, match="known: html, labels, length, pii, unicode, whitespace"):
         build_steps(cfg(steps=["nope"]), ctx())

@@ -22,8 +22,10 @@ def corpus(tmp_path: Path, n: int = 120, copies: int = 30) -> Path:
     rng = random.Random(0)
     base = [" ".join(rng.sample(WORDS, 25)) for _ in range(n)]
     rows = [{"text": t, "label": "a" if i % 2 else "b"} for i, t in enumerate(base)]
-    rows += [{"text": " ".join([*base[k].split()[:-1], "changed"]), "label": "a" if k % 2 else "b"}
-             for k in range(copies)]
+    rows += [
+        {"text": " ".join([*base[k].split()[:-1], "changed"]), "label": "a" if k % 2 else "b"}
+        for k in range(copies)
+    ]
     rows += [{"text": base[0].upper(), "label": "b"}]  # an exact duplicate once normalised
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -31,9 +33,16 @@ def corpus(tmp_path: Path, n: int = 120, copies: int = 30) -> Path:
 
 
 def run(tmp_path: Path, path: Path, **dedup: Any):
-    r = validate_recipe({"run": {"output_dir": str(tmp_path), "name": "r"},
-                         "data": {"sources": [{"path": str(path)}], "dedup": dedup,
-                                  "split": {"validation": 0.25, "test": 0.25}}})
+    r = validate_recipe(
+        {
+            "run": {"output_dir": str(tmp_path), "name": "r"},
+            "data": {
+                "sources": [{"path": str(path)}],
+                "dedup": dedup,
+                "split": {"validation": 0.25, "test": 0.25},
+            },
+        }
+    )
     run_dir = RunDir(r.run_dir_path())
     stage.run(r, run_dir)
     out = {s: read_jsonl(run_dir.data / f"{s}.jsonl") for s in ("train", "validation", "test")}

@@ -14,12 +14,16 @@ from tunelab.data.minhash import LshIndex, UnionFind, _bucket_pairs, shingle_has
 
 def _texts(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
-    return ["".join(rng.choice("abcdefgh ") for _ in range(rng.choice([0, 3, 5, 6, 40, 700, 3000])))
-            for _ in range(n)] + ["héllo wörld ünïcode 😀", "Hello   World"]
+    return [
+        "".join(rng.choice("abcdefgh ") for _ in range(rng.choice([0, 3, 5, 6, 40, 700, 3000])))
+        for _ in range(n)
+    ] + ["héllo wörld ünïcode 😀", "Hello   World"]
 
 
 @pytest.mark.parametrize(("unit", "n", "num_perm"), [("char", 5, 256), ("word", 2, 64), ("char", 1, 32)])
-def test_signatures_equal_datasketch(monkeypatch: pytest.MonkeyPatch, unit: str, n: int, num_perm: int) -> None:
+def test_signatures_equal_datasketch(
+    monkeypatch: pytest.MonkeyPatch, unit: str, n: int, num_perm: int
+) -> None:
     monkeypatch.setattr(mh, "_SLICE_TOKENS", 2000)  # force several slices and blocks
     texts = _texts(60)
     sk = sketch(texts, num_perm, n, unit, seed=7)

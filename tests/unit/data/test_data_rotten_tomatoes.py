@@ -20,9 +20,16 @@ SPLITS = ("train", "validation", "test")
 
 
 def _run(root: Path, **split: Any) -> tuple[dict[str, list[dict]], dict, list[dict]]:
-    r = validate_recipe({"run": {"output_dir": str(root), "name": "rt"},
-                         "data": {"sources": [{"bundled": "rotten_tomatoes"}], "labels": ["fresh", "rotten"],
-                                  "split": split}})
+    r = validate_recipe(
+        {
+            "run": {"output_dir": str(root), "name": "rt"},
+            "data": {
+                "sources": [{"bundled": "rotten_tomatoes"}],
+                "labels": ["fresh", "rotten"],
+                "split": split,
+            },
+        }
+    )
     run_dir = RunDir(r.run_dir_path())
     stage.run(r, run_dir)
     out = {s: read_jsonl(run_dir.data / f"{s}.jsonl") for s in SPLITS}
@@ -68,8 +75,13 @@ def test_no_near_duplicate_pair_straddles_splits(plain) -> None:
     lsh = MinHashLSH(threshold=0.6, num_perm=64)  # generous candidates; exact Jaccard decides
     keys = [f"{s}:{k}" for s in SPLITS for k in range(len(out[s]))]
     texts = [row["text"] for s in SPLITS for row in out[s]]
-    sketches = dict(zip(keys, MinHash.bulk([[g.encode() for g in grams(t)] for t in texts], num_perm=64,
-                                           hashfunc=zlib.crc32), strict=True))
+    sketches = dict(
+        zip(
+            keys,
+            MinHash.bulk([[g.encode() for g in grams(t)] for t in texts], num_perm=64, hashfunc=zlib.crc32),
+            strict=True,
+        )
+    )
     with lsh.insertion_session() as session:
         for key, m in sketches.items():
             session.insert(key, m)

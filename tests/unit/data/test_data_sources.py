@@ -19,20 +19,63 @@ from tunelab.runs import RunDir, read_jsonl
 TEXT_FOLDER = Path(__file__).resolve().parents[2] / "data" / "text_folder"
 
 
-WORDS = ("grand dull witty slow tender loud sharp flat bright stale moving clumsy gentle brutal warm cold "
-         "clever silly long brief honest fake bold timid lush bare noisy quiet rich thin fresh tired").split()
+WORDS = [
+    "grand",
+    "dull",
+    "witty",
+    "slow",
+    "tender",
+    "loud",
+    "sharp",
+    "flat",
+    "bright",
+    "stale",
+    "moving",
+    "clumsy",
+    "gentle",
+    "brutal",
+    "warm",
+    "cold",
+    "clever",
+    "silly",
+    "long",
+    "brief",
+    "honest",
+    "fake",
+    "bold",
+    "timid",
+    "lush",
+    "bare",
+    "noisy",
+    "quiet",
+    "rich",
+    "thin",
+    "fresh",
+    "tired",
+]
 
 
 def rows_of(n: int, prefix: str) -> list[dict[str, Any]]:
     """Distinct rows: random word choices, so no two texts are near-duplicates."""
     rng = random.Random(prefix)
-    return [{"body": f"{prefix} {' '.join(rng.sample(WORDS, 9))} {i}", "y": "pos" if i % 2 else "neg",
-             "film": f"m{i % 5}"} for i in range(n)]
+    return [
+        {
+            "body": f"{prefix} {' '.join(rng.sample(WORDS, 9))} {i}",
+            "y": "pos" if i % 2 else "neg",
+            "film": f"m{i % 5}",
+        }
+        for i in range(n)
+    ]
 
 
 def run(tmp_path: Path, sources: list[dict], task: str = "classification", **data: Any):
-    r = validate_recipe({"task": task, "run": {"output_dir": str(tmp_path), "name": "r"},
-                         "data": {"sources": sources, **data}})
+    r = validate_recipe(
+        {
+            "task": task,
+            "run": {"output_dir": str(tmp_path), "name": "r"},
+            "data": {"sources": sources, **data},
+        }
+    )
     run_dir = RunDir(r.run_dir_path())
     res = stage.run(r, run_dir)
     out = {s: read_jsonl(run_dir.data / f"{s}.jsonl") for s in ("train", "validation", "test")}
@@ -49,7 +92,7 @@ COLS = {"text": "body", "label": "y"}
 def test_csv_tsv_parquet_and_jsonl_mixed(tmp_path: Path) -> None:
     data = rows_of(40, "x")
     (tmp_path / "a.csv").write_text("body,y\n" + "".join(f'"{r["body"]}",{r["y"]}\n' for r in data[:10]))
-    (tmp_path / "b.tsv").write_text("body\ty\n" + "".join(f'{r["body"]}\t{r["y"]}\n' for r in data[10:20]))
+    (tmp_path / "b.tsv").write_text("body\ty\n" + "".join(f"{r['body']}\t{r['y']}\n" for r in data[10:20]))
     pq.write_table(pa.Table.from_pylist(data[20:30]), tmp_path / "c.parquet")
     (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in data[30:]))
     srcs = [{"path": str(tmp_path / f), "columns": COLS} for f in ("a.csv", "b.tsv", "c.parquet", "d.jsonl")]
@@ -63,10 +106,13 @@ def test_csv_tsv_parquet_and_jsonl_mixed(tmp_path: Path) -> None:
 
 
 def test_text_folder(tmp_path: Path) -> None:
-    res, out, run_dir = run(tmp_path, [{"path": str(TEXT_FOLDER)}], split={"validation": 0, "test": 0})
+    _res, out, run_dir = run(tmp_path, [{"path": str(TEXT_FOLDER)}], split={"validation": 0, "test": 0})
     got = {x["text"]: x["label"] for x in everything(out)}
-    assert got == {"A moving, tender film.": "pos", "Sharp and funny from start to end.": "pos",
-                   "Dull and far too long.": "neg"}
+    assert got == {
+        "A moving, tender film.": "pos",
+        "Sharp and funny from start to end.": "pos",
+        "Dull and far too long.": "neg",
+    }
     q = read_jsonl(run_dir.data / "quarantine.jsonl")
     assert len(q) == 1 and q[0]["source"].endswith("neg/d.txt") and "invalid UTF-8" in q[0]["reason"]
 
@@ -75,10 +121,16 @@ def test_saved_datasets_folder(tmp_path: Path) -> None:
     from datasets import Dataset, DatasetDict
 
     folder = tmp_path / "saved"
-    DatasetDict({"train": Dataset.from_list(rows_of(20, "s")), "test": Dataset.from_list(rows_of(4, "t"))}
-                ).save_to_disk(str(folder))
-    _, out, _ = run(tmp_path, [{"path": str(folder), "columns": COLS},
-                               {"path": str(folder), "columns": COLS, "hub_split": "test", "split": "test"}])
+    DatasetDict(
+        {"train": Dataset.from_list(rows_of(20, "s")), "test": Dataset.from_list(rows_of(4, "t"))}
+    ).save_to_disk(str(folder))
+    _, out, _ = run(
+        tmp_path,
+        [
+            {"path": str(folder), "columns": COLS},
+            {"path": str(folder), "columns": COLS, "hub_split": "test", "split": "test"},
+        ],
+    )
     assert len(everything(out)) == 24
     assert {x["text"].split()[0] for x in out["test"]} == {"t"}
     assert all("[train]:row" in x["source"] for x in out["train"])
@@ -98,8 +150,10 @@ def test_max_rows_cap_is_a_seeded_sample(tmp_path: Path) -> None:
 def test_weights_mix_train_only(tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows_of(50, "a")))
     (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows_of(50, "b")))
-    srcs = [{"path": str(tmp_path / "a.jsonl"), "columns": COLS, "weight": 2},
-            {"path": str(tmp_path / "b.jsonl"), "columns": COLS, "weight": 0.5}]
+    srcs = [
+        {"path": str(tmp_path / "a.jsonl"), "columns": COLS, "weight": 2},
+        {"path": str(tmp_path / "b.jsonl"), "columns": COLS, "weight": 0.5},
+    ]
     res, out, run_dir = run(tmp_path, srcs)
     train = out["train"]
     a = [x for x in train if x["text"].startswith("a ")]
@@ -139,8 +193,11 @@ def test_unknown_extension_and_format_override(tmp_path: Path) -> None:
 
 def test_system_prompt_for_sft(tmp_path: Path) -> None:
     p = tmp_path / "pairs.jsonl"
-    p.write_text("".join(json.dumps({"prompt": f"q{i} about films", "response": f"answer {i}"}) + "\n"
-                         for i in range(10)))
+    p.write_text(
+        "".join(
+            json.dumps({"prompt": f"q{i} about films", "response": f"answer {i}"}) + "\n" for i in range(10)
+        )
+    )
     _, out, _ = run(tmp_path, [{"path": str(p)}], task="sft", system_prompt="You review films.")
     for x in everything(out):
         assert [m["role"] for m in x["messages"]] == ["system", "user", "assistant"]

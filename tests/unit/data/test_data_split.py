@@ -10,8 +10,17 @@ from tunelab.data.split import assign
 
 
 def rows(n: int, groups: int | None = None, labels: str = "aab") -> list[Record]:
-    return [Record(source=f"f:{i}", raw=None, origin=0, text=f"t{i}", label=labels[i % len(labels)],
-                   group=None if groups is None else f"g{i % groups}") for i in range(n)]
+    return [
+        Record(
+            source=f"f:{i}",
+            raw=None,
+            origin=0,
+            text=f"t{i}",
+            label=labels[i % len(labels)],
+            group=None if groups is None else f"g{i % groups}",
+        )
+        for i in range(n)
+    ]
 
 
 def test_stratified_ratios() -> None:
