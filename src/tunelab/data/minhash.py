@@ -223,7 +223,7 @@ class LshIndex:
         return [int(j) for j in np.flatnonzero((self.keys == self.keys[i]).any(axis=1)) if j != i]
 
     def similarity(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """Jaccard of row pairs: exact where the MinHash estimate comes near the threshold, else the estimate."""
+        """Jaccard of row pairs: exact where the MinHash estimate nears the threshold, else the estimate."""
         if len(i) == 0:
             return np.zeros(0)
         est = (self.sk.sigs[i] == self.sk.sigs[j]).mean(axis=1)

@@ -36,9 +36,21 @@ def epoch_batches(
 
 
 def shard(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
-    """This process's share; every process gets the same number of batches (extra ones dropped)."""
-    usable = len(batches) - len(batches) % world if len(batches) >= world else len(batches)
-    return batches[rank:usable:world]
+    """This process's slice of each global batch.
+
+    Batches are built at the global size (per-device size x processes) and each process takes
+    one contiguous slice, so N processes see exactly the batches one process would see at the
+    global size. A final batch too small to give every process a row is dropped.
+    """
+    if world == 1:
+        return batches
+    out = []
+    for b in batches:
+        if len(b) < world:
+            continue
+        size = -(-len(b) // world)
+        out.append(b[rank * size : (rank + 1) * size] or b[-1:])
+    return out
 
 
 def eval_batches(features: list[dict[str, Any]], task, tokenizer, batch_size: int) -> Iterator[dict]:

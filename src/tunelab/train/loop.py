@@ -71,7 +71,8 @@ def fit(
     precision = choose_precision(cfg.precision, probe.device)
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="bf16" if precision == "bf16" else "no")
     lengths = [len(f["input_ids"]) for f in train_features]
-    per_epoch = len(shard(epoch_batches(lengths, cfg.batch_size, seed, 0, False), acc.process_index, acc.num_processes))
+    global_batch = cfg.batch_size * acc.num_processes
+    per_epoch = len(shard(epoch_batches(lengths, global_batch, seed, 0, False), acc.process_index, acc.num_processes))
     if per_epoch == 0:
         raise ValueError(f"no training batches: {len(train_features)} rows, batch_size {cfg.batch_size}")
     steps_per_epoch = math.ceil(per_epoch / cfg.grad_accum)
@@ -116,7 +117,7 @@ def fit(
     last_val: dict[str, float] = {}
     while state.global_step < total and not ctx.stop:
         batches = shard(
-            order(lengths, cfg.batch_size, seed, state.epoch, cfg.group_by_length),
+            order(lengths, global_batch, seed, state.epoch, cfg.group_by_length),
             acc.process_index,
             acc.num_processes,
         )

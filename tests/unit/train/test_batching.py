@@ -27,8 +27,10 @@ def test_grouping_cuts_padding():
     assert grouped < 0.7 * plain
 
 
-def test_shards_are_disjoint_and_equal_sized():
-    batches = [[i] for i in range(11)]
+def test_shards_split_each_global_batch_between_processes():
+    batches = [list(range(i * 8, i * 8 + 8)) for i in range(5)] + [[40]]
     parts = [shard(batches, r, 2) for r in range(2)]
-    assert len(parts[0]) == len(parts[1]) == 5
-    assert not set(map(tuple, parts[0])) & set(map(tuple, parts[1]))
+    assert len(parts[0]) == len(parts[1]) == 5, "the one-row tail cannot feed two processes"
+    for k in range(5):
+        assert sorted(parts[0][k] + parts[1][k]) == batches[k]
+    assert shard(batches, 0, 1) == batches
