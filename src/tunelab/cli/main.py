@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from tunelab.cli import recipes, stages
+from tunelab.cli import recipes, search, stages
 
 app = typer.Typer(
     name="tunelab",
@@ -17,6 +17,8 @@ app = typer.Typer(
 )
 for verb in (stages.run, stages.data, stages.train, stages.evaluate, recipes.validate, recipes.init, recipes.models):
     app.command(verb.__name__)(verb)
+app.command("tune")(search.tune)
+app.command("rank-models")(search.rank_models)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,46 @@ class AdapterConfig(Section):
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
 
 
+class HeadConfig(Section):
+    """Classification head.
+
+    ``type: auto`` keeps the model's own transformers head and pooling (CLS for BERT-style encoders),
+    so plain ``transformers`` loads the result. ``linear`` / ``mlp`` are tunelab heads over a chosen
+    pooling; a full model saved with one of them needs tunelab to reload.
+    """
+
+    type: Literal["auto", "linear", "mlp"] = "auto"
+    pooling: Literal["cls", "mean", "last"] | None = Field(
+        None, description="tunelab heads: cls (first token), mean (over real tokens) or last; default cls"
+    )
+    dropout: float | None = Field(
+        None, ge=0.0, lt=1.0, description="dropout before the head; default the model's classifier dropout"
+    )
+    hidden_size: int | None = Field(None, ge=1, description="mlp: hidden width; default the model's")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HeadConfig:
+        if self.type == "auto" and self.pooling is not None:
+            raise ValueError("pooling needs a tunelab head (type: linear or mlp); type auto pools as the model does")
+        if self.type != "mlp" and self.hidden_size is not None:
+            raise ValueError("hidden_size applies to type: mlp only")
+        return self
+
+
+class FreezeConfig(Section):
+    """Parameters kept at their pretrained values for the whole run."""
+
+    embeddings: bool = False
+    layers: int = Field(0, ge=0, description="freeze the first (bottom) N transformer layers")
+
+
+class DropoutConfig(Section):
+    """Dropout overrides, written onto the model's config fields (hidden_dropout_prob, attention_dropout, ...)."""
+
+    hidden: float | None = Field(None, ge=0.0, lt=1.0)
+    attention: float | None = Field(None, ge=0.0, lt=1.0)
+
+
 class ModelConfig(Section):
     name: str = Field(
         "minilm",
@@ -30,6 +70,9 @@ class ModelConfig(Section):
     trust_remote_code: bool = False
     allow_pickle: bool = Field(False, description="also load .bin (pickle) weights; safetensors only if false")
     attn_implementation: Literal["sdpa", "eager"] | None = None
+    head: HeadConfig = HeadConfig()
+    freeze: FreezeConfig = FreezeConfig()
+    dropout: DropoutConfig = DropoutConfig()
 
     @model_validator(mode="after")
     def _name_not_blank(self) -> ModelConfig:

@@ -12,6 +12,7 @@ from tunelab.config.data import DataConfig
 from tunelab.config.evaluate import EvaluateConfig
 from tunelab.config.model import ModelConfig
 from tunelab.config.run import RunConfig
+from tunelab.config.search import SearchConfig
 from tunelab.config.train import TrainConfig
 
 
@@ -22,6 +23,7 @@ class Recipe(Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    search: SearchConfig | None = Field(None, description="`tunelab tune` / `tunelab rank-models` settings")
     stages: list[Literal["data", "train", "evaluate"]] = Field(
         default_factory=lambda: ["data", "train", "evaluate"], description="what `tunelab run` runs"
     )

@@ -1,12 +1,152 @@
-"""The ``train`` section: optimisation, schedule, precision, evaluation and checkpoints."""
+"""The ``train`` section: optimisation, schedule, loss, strategies, precision, evaluation, checkpoints.
+
+Losses and strategies are named plug-ins: ``loss: {name: focal, gamma: 2.0}``. Each built-in name has
+a parameter model here (so a typo in a parameter is an error with its key path, without importing
+torch); a dotted path (``mypkg.losses:MyLoss``) takes any parameters and is checked when it is built.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, WrapValidator, field_validator
 
 from tunelab.config.base import Section
+
+# ---- plug-in specs: one small model per built-in name -------------------------------------------
+
+
+class PluginSpec(BaseModel):
+    """A plug-in given by dotted path; its parameters are passed through as keyword arguments."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+    def params(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name"})
+
+
+class _Spec(Section):
+    name: str
+
+    def params(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name"})
+
+
+class CrossEntropySpec(_Spec):
+    name: Literal["cross_entropy"] = "cross_entropy"
+
+
+class ClassWeightedSpec(_Spec):
+    """Cross-entropy weighted by ``n / (k * count[c])`` from the train split's label counts."""
+
+    name: Literal["class_weighted"] = "class_weighted"
+
+
+class LabelSmoothingSpec(_Spec):
+    name: Literal["label_smoothing"] = "label_smoothing"
+    smoothing: float = Field(0.1, gt=0.0, lt=1.0)
+
+
+class FocalSpec(_Spec):
+    """Focal loss (Lin et al. 2017): ``-(1 - p_t)^gamma * log p_t``."""
+
+    name: Literal["focal"] = "focal"
+    gamma: float = Field(2.0, ge=0.0, le=10.0)
+
+
+class AnswerOnlySpec(_Spec):
+    """Causal-LM cross-entropy on the answer tokens only (prompt tokens carry label -100)."""
+
+    name: Literal["answer_only"] = "answer_only"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class MSESpec(_Spec):
+    name: Literal["mse"] = "mse"
+
+
+class GradualUnfreezingSpec(_Spec):
+    """ULMFiT: the head first, then one layer group more per ``every`` (top layers first)."""
+
+    name: Literal["gradual_unfreezing"] = "gradual_unfreezing"
+    every: Literal["epoch"] | Annotated[int, Field(ge=1)] = Field(
+        "epoch", description="'epoch' or a number of optimiser steps between unfreezing two groups"
+    )
+
+
+class LayerwiseLRSpec(_Spec):
+    """Layer-wise learning-rate decay: ``lr * decay^depth``; head depth 0, embeddings deepest."""
+
+    name: Literal["layerwise_lr"] = "layerwise_lr"
+    decay: float = Field(0.9, gt=0.0, le=1.0)
+
+
+class CurriculumSpec(_Spec):
+    """Easy examples first (Platanios et al. 2019 for ``competence`` pacing)."""
+
+    name: Literal["curriculum"] = "curriculum"
+    difficulty: Literal["length", "loss"] = Field(
+        "length", description="length: token count; loss: the base model's per-example loss"
+    )
+    pacing: Literal["ordered", "competence"] = Field(
+        "competence", description="ordered: easy to hard every epoch; competence: sample from a growing pool"
+    )
+    initial_competence: float = Field(0.01, gt=0.0, le=1.0, description="competence: share of data at step 0")
+    full_at: float = Field(
+        0.5, gt=0.0, le=1.0, description="competence: fraction of training at which all data is in the pool"
+    )
+
+
+class EarlyStoppingSpec(_Spec):
+    """Stop when the validation metric has not improved for ``patience`` evaluations in a row."""
+
+    name: Literal["early_stopping"] = "early_stopping"
+    patience: int = Field(2, ge=1)
+    metric: str | None = Field(None, description="validation metric; default train.metric_for_best")
+    min_delta: float = Field(0.0, ge=0.0, description="a smaller change does not count as an improvement")
+
+
+def _by_name(*specs: type[_Spec]) -> dict[str, type[_Spec]]:
+    return {s.model_fields["name"].default: s for s in specs}
+
+
+LOSS_SPECS = _by_name(CrossEntropySpec, ClassWeightedSpec, LabelSmoothingSpec, FocalSpec, AnswerOnlySpec, MSESpec)
+STRATEGY_SPECS = _by_name(GradualUnfreezingSpec, LayerwiseLRSpec, CurriculumSpec, EarlyStoppingSpec)
+
+
+def _router(kind: str, specs: dict[str, type[_Spec]]):
+    """A validator that picks the parameter model by ``name`` so errors keep their key paths."""
+
+    def route(value: Any, _handler) -> Any:
+        if isinstance(value, BaseModel):
+            return value
+        if isinstance(value, str):  # `loss: focal` is short for `loss: {name: focal}`
+            value = {"name": value}
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            raise ValueError(f"a {kind} is a name or a mapping with a 'name' key")
+        name = value["name"]
+        if name in specs:
+            return specs[name].model_validate(value)
+        if "." in name or ":" in name:
+            return PluginSpec.model_validate(value)
+        raise ValueError(
+            f"unknown {kind} {name!r}; known: {', '.join(sorted(specs))} "
+            "(or a dotted path such as 'pkg.module:Name')"
+        )
+
+    return WrapValidator(route)
+
+
+LossSpec = Annotated[
+    CrossEntropySpec | ClassWeightedSpec | LabelSmoothingSpec | FocalSpec | AnswerOnlySpec | MSESpec | PluginSpec,
+    _router("loss", LOSS_SPECS),
+]
+StrategySpec = Annotated[
+    GradualUnfreezingSpec | LayerwiseLRSpec | CurriculumSpec | EarlyStoppingSpec | PluginSpec,
+    _router("strategy", STRATEGY_SPECS),
+]
 
 
 class TrainConfig(Section):
@@ -30,3 +170,21 @@ class TrainConfig(Section):
     metric_for_best: str | None = Field(None, description="validation metric that picks the best model")
     log_every: int = Field(10, ge=1)
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; default all cores")
+    loss: LossSpec | None = Field(
+        None, description="training loss, e.g. {name: focal, gamma: 2}; default the task's own"
+    )
+    strategies: list[StrategySpec] = Field(
+        default_factory=list, description="e.g. [{name: layerwise_lr, decay: 0.9}, {name: early_stopping}]"
+    )
+    packing: bool = Field(
+        False, description="sft: pack examples into rows of model.max_length (no attention across examples)"
+    )
+
+    @field_validator("strategies")
+    @classmethod
+    def _each_once(cls, v: list[Any]) -> list[Any]:
+        names = [s.name for s in v]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"strategies {repeated} are listed more than once")
+        return v

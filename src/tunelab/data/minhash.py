@@ -13,6 +13,7 @@ found by sorting band keys with numpy: datasketch's dict-of-sets storage took 10
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from collections.abc import Sequence
@@ -169,6 +170,7 @@ def signatures(
     return sketch(texts, num_perm, ngram, unit, seed).sigs
 
 
+@functools.lru_cache(maxsize=32)  # datasketch integrates numerically to choose them: cache
 def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     """(bands, rows per band) from datasketch, for a candidate threshold 0.1 below ``threshold``.
 

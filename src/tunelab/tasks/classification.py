@@ -1,8 +1,14 @@
-"""Sequence classification: an encoder (or decoder) with a classification head; labels from a column."""
+"""Sequence classification: an encoder (or decoder) with a classification head; labels from a column.
+
+``model.head.type: auto`` keeps the model's own transformers head (the result loads with plain
+transformers); ``linear`` / ``mlp`` put a tunelab head over a chosen pooling (see ``models/heads.py``).
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +17,7 @@ import torch
 from tunelab.config import Recipe
 from tunelab.models.resolve import load_kwargs, load_tokenizer, resolve_model_path
 from tunelab.tasks.base import TASKS, Task
+from tunelab.tasks.loading import pretrained_config
 
 
 @TASKS.register("classification")
@@ -18,6 +25,7 @@ class ClassificationTask(Task):
     name = "classification"
     default_metric = "accuracy"
     peft_task_type = "SEQ_CLS"
+    label_dtype = torch.long
 
     @staticmethod
     def auto_class():
@@ -28,18 +36,39 @@ class ClassificationTask(Task):
     def load_base(self, recipe: Recipe, labels: list[str] | None):
         if not labels:
             raise ValueError("classification needs the label list (data/labels.json)")
+        return self.load_with_head(recipe, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                                   label2id={lab: i for i, lab in enumerate(labels)})
+
+    def load_with_head(self, recipe: Recipe, **config_overrides: Any):
+        """The pretrained model with the recipe's head (``model.head``) and dropout overrides."""
+        from tunelab.models.heads import build_headed
+
         path = resolve_model_path(recipe.model)
         tokenizer = load_tokenizer(recipe.model, path)
-        model = self.auto_class().from_pretrained(
-            path,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={lab: i for i, lab in enumerate(labels)},
-            **load_kwargs(recipe.model),
-        )
-        if model.config.pad_token_id is None:
-            model.config.pad_token_id = tokenizer.pad_token_id
+        config = pretrained_config(recipe.model, path, **config_overrides)
+        head = recipe.model.head
+        if config.pad_token_id is None:  # decoders need it to find the last real token
+            config.pad_token_id = tokenizer.pad_token_id
+        if head.type == "auto":
+            if head.dropout is not None:
+                if not hasattr(config, "classifier_dropout"):
+                    raise ValueError(f"model.head.dropout: a {config.model_type} head has no dropout setting; "
+                                     "use a tunelab head (type: linear) or remove it")
+                config.classifier_dropout = head.dropout
+            model = self.auto_class().from_pretrained(path, config=config, **load_kwargs(recipe.model))
+        else:
+            model = build_headed(path, config, head, config.num_labels, **load_kwargs(recipe.model))
         return model, tokenizer
+
+    def load_tuned(self, model_dir: Path, recipe: Recipe, labels: list[str] | None):
+        from tunelab.models.heads import is_headed, load_headed
+
+        if not is_headed(model_dir):
+            return super().load_tuned(model_dir, recipe, labels)
+        from transformers import AutoTokenizer
+
+        model = load_headed(model_dir).eval()
+        return model, AutoTokenizer.from_pretrained(str(model_dir))
 
     def encode(self, rows, tokenizer, recipe: Recipe, labels) -> list[dict[str, Any]]:
         ids_of = {lab: i for i, lab in enumerate(labels)}
@@ -56,21 +85,37 @@ class ClassificationTask(Task):
         batch = tokenizer.pad(
             [{"input_ids": f["input_ids"]} for f in features], padding=True, return_tensors="pt"
         )
-        batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
+        batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=self.label_dtype)
         return dict(batch)
+
+    def loss_data(self, features, labels):
+        from tunelab.train.losses import LossData
+
+        counts = Counter(f["labels"] for f in features)
+        n_labels = len(labels) if labels else max(counts, default=-1) + 1
+        return LossData(label_counts=[counts.get(i, 0) for i in range(n_labels)])
 
     @torch.no_grad()
     def predict(self, model, batches: Iterable[dict[str, torch.Tensor]]):
-        """(mean loss, gold labels, class probabilities) over ``batches``."""
+        """(mean cross-entropy, gold labels, class probabilities) over ``batches``."""
         model.eval()
         losses, gold, probs = [], [], []
         for batch in batches:
-            out = model(**batch)
-            losses.append(out.loss.item() * len(batch["labels"]))
+            logits = self.forward(model, batch).logits.float()
+            losses.append(torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="sum").item())
             gold.append(batch["labels"].numpy())
-            probs.append(torch.softmax(out.logits.float(), dim=-1).numpy())
+            probs.append(torch.softmax(logits, dim=-1).numpy())
         y = np.concatenate(gold)
         return float(sum(losses) / max(len(y), 1)), y, np.concatenate(probs)
+
+    @torch.no_grad()
+    def example_losses(self, model, batches) -> list[float]:
+        model.eval()
+        out: list[float] = []
+        for batch in batches:
+            logits = self.forward(model, batch).logits.float()
+            out += torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none").tolist()
+        return out
 
     def validate(self, model, batches) -> dict[str, float]:
         from sklearn.metrics import f1_score
@@ -102,4 +147,3 @@ class ClassificationTask(Task):
         out["loss"] = loss
         out["n_examples"] = len(rows)
         return out
-

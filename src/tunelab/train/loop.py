@@ -145,6 +145,8 @@ def fit(
             i += len(group)
             state.global_step += 1
             state.batch_in_epoch = i
+            if acc.num_processes > 1:  # log the global batch's loss, not this process's slice
+                step_loss = acc.reduce(torch.tensor(step_loss, device=acc.device), "mean").item()
             window_loss, window_n = window_loss + step_loss, window_n + 1
             train_seconds += time.perf_counter() - step_start
             tps = run_tokens * acc.num_processes / max(train_seconds, 1e-9)

@@ -38,6 +38,8 @@ def test_html() -> None:
 def test_whitespace_and_control_characters() -> None:
     assert clean_whitespace("  a\t\tb\u200b c\x07 \r\n\r\n\r\n d  ") == "a b c\n\nd"
     assert clean_whitespace("a\n\nb", keep_newlines=False) == "a b"
+    code = "Here:\n\n\n\ndef f(x):\n    if x:   # note\n\treturn 1\n   \n"
+    assert clean_whitespace(code) == "Here:\n\ndef f(x):\n    if x: # note\n\treturn 1"
 
 
 def test_unicode_form() -> None:

@@ -92,3 +92,37 @@ def test_leakage_is_caught_when_near_dedup_is_off(tmp_path: Path) -> None:
 def test_dedup_false_shorthand(tmp_path: Path) -> None:
     r = validate_recipe({"data": {"sources": [{"path": "x.jsonl"}], "dedup": False}})
     assert not r.data.dedup.exact and not r.data.dedup.near.enabled and r.data.dedup.leakage == "error"
+
+
+def test_conflicting_labels_majority_and_drop() -> None:
+    from tunelab.data.dedup import resolve_conflicts
+    from tunelab.data.records import Record
+
+    def recs() -> list[Record]:
+        rows = [
+            ("Great film", "pos"),
+            ("great  FILM", "pos"),
+            ("Great film", "neg"),
+            ("tie", "a"),
+            ("Tie", "b"),
+            ("alone", "a"),
+        ]
+        return [
+            Record(source=f"f:{i}", raw=None, origin=0, text=t, label=lab) for i, (t, lab) in enumerate(rows)
+        ]
+
+    dropped: list[tuple] = []
+    kept, groups = resolve_conflicts(recs(), "majority", lambda *a: dropped.append(a))
+    assert groups == 2
+    assert [(r.text, r.label) for r in kept] == [
+        ("Great film", "pos"),
+        ("great  FILM", "pos"),
+        ("alone", "a"),
+    ]
+    assert [d[2] for d in dropped] == ["f:2", "f:3", "f:4"]  # the minority label, and both sides of a tie
+    assert "kept label 'pos'" in dropped[0][1] and "kept label" not in dropped[1][1]
+    dropped.clear()
+    kept, _ = resolve_conflicts(recs(), "drop", lambda *a: dropped.append(a))
+    assert [r.text for r in kept] == ["alone"] and len(dropped) == 5
+    kept, groups = resolve_conflicts(recs(), "keep", lambda *a: None)
+    assert len(kept) == 6 and groups == 0

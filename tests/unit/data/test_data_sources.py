@@ -202,3 +202,58 @@ def test_system_prompt_for_sft(tmp_path: Path) -> None:
     for x in everything(out):
         assert [m["role"] for m in x["messages"]] == ["system", "user", "assistant"]
         assert x["messages"][0]["content"] == "You review films."
+
+
+def test_json_array_file(tmp_path: Path) -> None:
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps([*rows_of(10, "j"), ["not", "an", "object"]], indent=2))
+    _, out, run_dir = run(tmp_path, [{"path": str(p), "columns": COLS}])
+    assert len(everything(out)) == 10
+    q = read_jsonl(run_dir.data / "quarantine.jsonl")
+    assert [x["source"].rsplit(":", 1)[1] for x in q] == ["row 11"] and "not an object" in q[0]["reason"]
+    p.write_text('[\n  {"body": "x", "y": "pos"},\n  {"body": oops}\n]')
+    with pytest.raises(DataError, match=r"d\.json:3: not valid JSON"):
+        run(tmp_path, [{"path": str(p), "columns": COLS}])
+
+
+def test_hub_source_code_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline: datasets.load_dataset is replaced; the reader, mapping and errors are the real ones."""
+    import datasets
+
+    calls = []
+
+    def fake_load(name: str, subset: str | None = None, split: str = "train"):
+        calls.append((name, subset, split))
+        if name == "nobody/missing":
+            raise FileNotFoundError("Couldn't find a dataset script or data files")
+        return datasets.Dataset.from_list(rows_of(12, "h"))
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    _, out, run_dir = run(tmp_path, [{"hub": "someone/reviews", "subset": "en", "columns": COLS}])
+    assert calls == [("someone/reviews", "en", "train")]
+    assert len(everything(out)) == 12 and out["train"][0]["source"].startswith(
+        "hub:someone/reviews[train]:row"
+    )
+    assert "hub:someone/reviews" in run_dir.read_manifest()["inputs"]
+    with pytest.raises(DataError, match=r"hub:nobody/missing: cannot load the hub dataset.*use path:"):
+        run(tmp_path, [{"hub": "nobody/missing", "columns": COLS}])
+
+
+def test_stage_loads_the_model_tokenizer_only_for_token_limits(tmp_path: Path, monkeypatch) -> None:
+    import tunelab.models.resolve as resolve
+
+    loaded = []
+
+    class Tok:
+        def __call__(self, text: str, add_special_tokens: bool = False) -> dict:
+            return {"input_ids": text.split()}
+
+    monkeypatch.setattr(resolve, "load_tokenizer", lambda cfg: loaded.append(cfg.name) or Tok())
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows_of(30, "x")))
+    src = [{"path": str(tmp_path / "d.jsonl"), "columns": COLS}]
+    run(tmp_path, src)
+    assert loaded == []
+    res, _, _ = run(tmp_path, src, clean={"length": {"max_tokens": 11}})
+    assert loaded == ["minilm"] and res.metrics["rows_kept"] == 30  # eleven words each
+    with pytest.raises(DataError, match="no rows left for train"):
+        run(tmp_path, src, clean={"length": {"max_tokens": 10}})

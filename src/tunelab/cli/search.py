@@ -1,0 +1,86 @@
+"""Verbs that search before (or instead of) one training run: ``tune`` and ``rank-models``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from tunelab.cli.common import OverridesArg, RecipeArg, console, friendly, load
+
+# Each option is a shorthand for a ``search.*`` override, so the recipe stays the one source of truth.
+TrialsOpt = Annotated[int | None, typer.Option("--n-trials", help="finished trials the study should hold")]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="seconds after which no new trial starts")]
+WorkersOpt = Annotated[
+    int, typer.Option("--workers", help="processes on this machine; other machines join with the same storage")
+]
+StorageOpt = Annotated[str | None, typer.Option("--storage", help="optuna storage URL shared by all workers")]
+StudyOpt = Annotated[str | None, typer.Option("--study-name", help="default the run name")]
+CandidatesOpt = Annotated[
+    str | None, typer.Option("--candidates", help="comma-separated models; default search.candidates")
+]
+
+
+@friendly
+def tune(
+    recipe: RecipeArg,
+    overrides: OverridesArg = None,
+    n_trials: TrialsOpt = None,
+    timeout: TimeoutOpt = None,
+    workers: WorkersOpt = 1,
+    storage: StorageOpt = None,
+    study_name: StudyOpt = None,
+) -> None:
+    """Search the recipe's search.space with optuna; write search/best_recipe.yaml.
+
+    Run the same command in more shells or machines (sharing --storage) to add workers to one study.
+    """
+    from tunelab.search import tune as run_search
+
+    shorthand = {"n_trials": n_trials, "timeout": timeout, "storage": storage, "study_name": study_name}
+    extra = [f"search.{k}={json.dumps(v)}" for k, v in shorthand.items() if v is not None]  # JSON is YAML
+    r = load(recipe, [*(overrides or []), *extra])
+    summary = run_search(r, workers=workers)
+    _show_search(summary, r.run_dir_path())
+
+
+@friendly
+def rank_models(recipe: RecipeArg, overrides: OverridesArg = None, candidates: CandidatesOpt = None) -> None:
+    """Score candidate base models on a sample of the run's data, before fine-tuning any of them."""
+    from tunelab.models.ranking import rank_models as rank
+    from tunelab.pipeline import run_stage
+    from tunelab.runs import RunDir
+
+    r = load(recipe, overrides)
+    names = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else None
+    run_stage("data", r)  # the sample comes from the prepared splits
+    ranking = rank(r, RunDir(r.run_dir_path()), names)
+    _show_ranking(ranking)
+    console.print(f"wrote [bold]{r.run_dir_path() / 'metrics' / 'model_ranking.json'}[/]")
+
+
+def _show_search(summary: dict[str, Any], run_dir) -> None:
+    best, default = summary["best"], summary["default"]
+    counts = ", ".join(f"{n} {state}" for state, n in summary["trials"].items())
+    console.print(f"[green]search: done[/] {counts}; {summary['direction']} validation {summary['metric']}")
+    if default is not None and default["value"] is not None:
+        console.print(f"  recipe's own values (trial {default['number']}): {default['value']:.4f}")
+    console.print(f"  best (trial {best['number']}): {best['value']:.4f} with {best['params']}")
+    console.print(f"wrote [bold]{run_dir / 'search' / 'best_recipe.yaml'}[/] (and trials.csv, plots.html)")
+
+
+def _show_ranking(ranking: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    better = "higher" if ranking["higher_is_better"] else "lower"
+    table = Table(title=f"{ranking['metric']} on {ranking['eval_rows']} validation rows ({better} is better)")
+    for col in ("rank", "model", ranking["metric"], "parameters", "tokens/s", "seconds", "note"):
+        table.add_column(col, justify="left" if col in ("model", "note") else "right")
+    for c in ranking["candidates"]:
+        score = "-" if c["score"] is None else f"{c['score']:.4f}"
+        params = "-" if c["parameters"] is None else f"{c['parameters'] / 1e6:,.1f}M"
+        tps = "-" if c["tokens_per_s"] is None else f"{c['tokens_per_s']:,.0f}"
+        table.add_row(str(c["rank"]), c["name"], score, params, tps, f"{c['seconds']:.1f}", c["error"] or "")
+    Console().print(table)  # the ranking is the answer: stdout

@@ -1,0 +1,208 @@
+"""``tunelab tune``: trials on the parent's data, pruning, the results it writes, workers sharing one
+SQLite study, and (slow) a real search on MiniLM / Rotten Tomatoes that is never worse than the default."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from tests.helpers import classification_recipe, sentiment_rows, write_jsonl
+
+from tunelab.cli.main import main
+from tunelab.config import load_recipe, validate_recipe
+from tunelab.pipeline import run_stage
+from tunelab.search import tune
+
+ROOT = Path(__file__).resolve().parents[2]
+SPACE = {
+    "train.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+    "train.batch_size": {"type": "categorical", "choices": [8, 16]},
+}
+
+
+class OddTrialsPruner(optuna.pruners.BasePruner):
+    """Prunes odd-numbered trials at their first report: pruning is checked without luck."""
+
+    def prune(self, study, trial) -> bool:
+        return trial.number % 2 == 1
+
+
+def odd_trials_pruner(cfg) -> OddTrialsPruner:
+    return OddTrialsPruner()
+
+
+def tiny_recipe(tiny_bert: Path, tmp: Path, **search) -> dict:
+    data = write_jsonl(tmp / "reviews.jsonl", sentiment_rows(160))
+    raw = classification_recipe(tiny_bert, data, tmp / "runs", epochs=2, eval_every=4, num_threads=1)
+    raw["search"] = {"space": SPACE, "n_trials": 4, **search}
+    return raw
+
+
+def read_trials(run: Path) -> list[dict[str, str]]:
+    with (run / "search/trials.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def searched(tiny_bert, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tune")
+    raw = tiny_recipe(tiny_bert, tmp, pruner={"name": f"{__name__}:odd_trials_pruner"})
+    recipe = validate_recipe(raw)
+    summary = tune(recipe)
+    return recipe, recipe.run_dir_path(), summary
+
+
+def test_search_writes_its_results(searched):
+    _, run, summary = searched
+    for rel in ("search/trials.csv", "search/summary.json", "search/best_recipe.yaml", "search/plots.html",
+                "search/study.db", "data/train.jsonl"):
+        assert (run / rel).is_file(), rel
+    assert summary["trials"] == {"complete": 2, "pruned": 2}
+    assert json.loads((run / "search/summary.json").read_text())["best"] == summary["best"]
+    html = (run / "search/plots.html").read_text()
+    assert "optimization history" in html and "plotly" in html and "<script src=" not in html  # offline
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_trial_zero_is_the_recipe_and_best_is_never_worse(searched):
+    recipe, run, summary = searched
+    rows = read_trials(run)
+    assert [r["state"] for r in rows] == ["COMPLETE", "PRUNED", "COMPLETE", "PRUNED"]
+    zero = rows[0]
+    assert zero["recipe_default"] == "True"
+    assert float(zero["train.learning_rate"]) == recipe.train.learning_rate
+    assert int(zero["train.batch_size"]) == recipe.train.batch_size
+    values = [float(r["value"]) for r in rows if r["state"] == "COMPLETE"]
+    assert summary["best"]["value"] == max(values) >= float(zero["value"])
+
+
+def test_pruned_trials_stop_early_and_say_so(searched):
+    _, run, _ = searched
+    for r in read_trials(run):
+        log = (run / r["run_dir"] / "metrics/train_log.jsonl").read_text()
+        if r["state"] == "PRUNED":
+            assert r["pruned_at_validation"] == "1" and int(r["steps"]) == 4
+            assert "pruned by the search at validation 1" in log
+        else:
+            assert int(r["steps"]) > 4 and "stopped" not in log
+
+
+def test_trials_share_the_parents_data_and_keep_only_the_best_model(searched):
+    _, run, summary = searched
+    for n in range(4):
+        trial = run / f"search/trial-{n}"
+        assert (trial / "data").resolve() == (run / "data").resolve()
+        assert (trial / "metrics/train_summary.json").is_file() and not (trial / "checkpoints").exists()
+        assert (trial / "model").exists() == (n == summary["best"]["number"])
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["stages"]["search"]["status"] == "done"
+
+
+def test_best_recipe_loads_and_carries_the_best_values(searched):
+    recipe, run, summary = searched
+    best = load_recipe(run / "search/best_recipe.yaml")
+    assert best.run == recipe.run and best.data == recipe.data
+    assert best.train.learning_rate == summary["best"]["params"]["train.learning_rate"]
+    assert best.train.batch_size == summary["best"]["params"]["train.batch_size"]
+
+
+def test_rerunning_a_finished_search_adds_no_trial(searched):
+    recipe, run, _ = searched
+    before = len(read_trials(run))
+    tune(recipe)
+    assert len(read_trials(run)) == before
+
+
+def test_two_worker_processes_share_one_sqlite_study(tiny_bert, tmp_path):
+    raw = tiny_recipe(tiny_bert, tmp_path, n_trials=6, pruner={"name": "none"})
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    recipe = load_recipe(path)
+    run_stage("data", recipe)  # as a user would before starting workers in two shells
+    cmd = [sys.executable, "-m", "tunelab.cli.main", "tune", str(path)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    start = time.perf_counter()
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    run = recipe.run_dir_path()
+    study = optuna.load_study(study_name="cls", storage=f"sqlite:///{run / 'search/study.db'}")
+    trials = study.get_trials(deepcopy=False)
+    assert sum(t.state.name == "COMPLETE" for t in trials) >= 6
+    workers = {t.user_attrs["worker"] for t in trials}
+    pids = {f":{p.pid}" for p in procs}
+    assert {w[w.rindex(":"):] for w in workers} == pids, "each process recorded trials"
+    assert sum(t.user_attrs.get("recipe_default", False) for t in trials) == 1
+    assert {r["worker"] for r in read_trials(run)} == workers  # the report lists every worker's trials
+    print(f"two workers: {len(trials)} trials in {time.perf_counter() - start:.1f}s")
+
+
+def test_workers_option_starts_helpers_that_join(tiny_bert, tmp_path):
+    raw = tiny_recipe(tiny_bert, tmp_path, n_trials=6, pruner={"name": "none"})
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["tune", str(path), "--workers", "2"]) == 0
+    run = validate_recipe(raw).run_dir_path()
+    rows = read_trials(run)
+    assert len({r["worker"] for r in rows}) == 2 and len(rows) >= 6
+    assert (run / "search/worker-1.log").is_file()
+
+
+def test_cli_reports_a_bad_space_without_a_traceback(tmp_path, capsys):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({
+        "run": {"output_dir": str(tmp_path / "runs")},
+        "data": {"sources": [{"bundled": "rotten_tomatoes"}]},
+        "search": {"space": {"train.warmup_ratio": {"type": "float", "low": 0.0, "high": 1.0}}},
+    }))
+    assert main(["tune", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "search.space.train.warmup_ratio: the value 1.0 makes an invalid recipe" in err
+    assert "Traceback" not in err and not (tmp_path / "runs").exists(), "nothing runs before the check"
+    path.write_text(yaml.safe_dump({"data": {"sources": [{"bundled": "rotten_tomatoes"}]}}))
+    assert main(["tune", str(path)]) == 1
+    assert "search.space is empty" in capsys.readouterr().err
+
+
+MINILM_SPACE = {
+    "train.learning_rate": {"type": "float", "low": 2e-5, "high": 3e-4, "log": True},
+    "train.batch_size": {"type": "categorical", "choices": [16, 32]},
+    "train.warmup_ratio": {"type": "float", "low": 0.0, "high": 0.2},
+}
+
+
+@pytest.mark.slow
+def test_minilm_search_on_rotten_tomatoes_is_never_worse_than_the_default(tmp_path):
+    recipe = validate_recipe({
+        "run": {"name": "rt-search", "output_dir": str(tmp_path / "runs"), "seed": 42},
+        "data": {"sources": [{"bundled": "rotten_tomatoes", "max_rows": 900}], "labels": ["fresh", "rotten"],
+                 "split": {"validation": 0.2, "test": 0.05}},
+        "model": {"name": "minilm", "max_length": 48},
+        "train": {"max_steps": 24, "batch_size": 16, "learning_rate": 5e-5, "eval_every": 12,
+                  "metric_for_best": "accuracy"},
+        "search": {"space": MINILM_SPACE, "n_trials": 6, "pruner": {"startup_trials": 3}},
+    })
+    start = time.perf_counter()
+    summary = tune(recipe)
+    seconds = time.perf_counter() - start
+    run = recipe.run_dir_path()
+    rows = read_trials(run)
+    assert len(rows) == 6 and summary["default"]["number"] == 0
+    default = float(rows[0]["value"])
+    assert float(rows[0]["train.learning_rate"]) == 5e-5 and rows[0]["train.batch_size"] == "16"
+    completed = [float(r["value"]) for r in rows if r["state"] == "COMPLETE"]
+    assert summary["best"]["value"] == max(completed) >= default
+    assert default > 0.55, "the default recipe learns something in 24 steps"
+    best = load_recipe(run / "search/best_recipe.yaml")
+    assert best.train.learning_rate == summary["best"]["params"]["train.learning_rate"]
+    print(f"minilm search: default {default:.3f}, best {summary['best']['value']:.3f}, "
+          f"{summary['trials']}, {seconds:.0f}s")
