@@ -1,4 +1,7 @@
-"""``accelerate launch --num_processes 2`` on CPU (gloo) follows the single-process loss curve."""
+"""``accelerate launch --num_processes 2`` on CPU (gloo) follows the single-process loss curve.
+
+accelerate's `--multi_gpu` launcher is torchrun; with no GPU the processes join over gloo on CPU.
+"""
 
 from __future__ import annotations
 
@@ -58,7 +61,7 @@ def test_two_cpu_processes_match_one(tiny_bert, tmp_path):
                    capture_output=True)
     accelerate = str(Path(sys.executable).with_name("accelerate"))
     out = subprocess.run(
-        [accelerate, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+        [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
          "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
          "-m", "tunelab.cli.main", "train", str(paths["ddp"])],
         env=env, capture_output=True, text=True, timeout=300,

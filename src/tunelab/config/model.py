@@ -39,7 +39,9 @@ class HeadConfig(Section):
     @model_validator(mode="after")
     def _consistent(self) -> HeadConfig:
         if self.type == "auto" and self.pooling is not None:
-            raise ValueError("pooling needs a tunelab head (type: linear or mlp); type auto pools as the model does")
+            raise ValueError(
+                "pooling needs a tunelab head (type: linear or mlp); type auto pools as the model does"
+            )
         if self.type != "mlp" and self.hidden_size is not None:
             raise ValueError("hidden_size applies to type: mlp only")
         return self
@@ -53,7 +55,7 @@ class FreezeConfig(Section):
 
 
 class DropoutConfig(Section):
-    """Dropout overrides, written onto the model's config fields (hidden_dropout_prob, attention_dropout, ...)."""
+    """Dropout overrides, written onto the model config's own fields (hidden_dropout_prob, ...)."""
 
     hidden: float | None = Field(None, ge=0.0, lt=1.0)
     attention: float | None = Field(None, ge=0.0, lt=1.0)
@@ -68,7 +70,9 @@ class ModelConfig(Section):
     max_length: int = Field(128, ge=8, le=32768)
     adapter: AdapterConfig = AdapterConfig()
     trust_remote_code: bool = False
-    allow_pickle: bool = Field(False, description="also load .bin (pickle) weights; safetensors only if false")
+    allow_pickle: bool = Field(
+        False, description="also load .bin (pickle) weights; safetensors only if false"
+    )
     attn_implementation: Literal["sdpa", "eager"] | None = None
     head: HeadConfig = HeadConfig()
     freeze: FreezeConfig = FreezeConfig()

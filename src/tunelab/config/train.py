@@ -71,9 +71,17 @@ class GradualUnfreezingSpec(_Spec):
     """ULMFiT: the head first, then one layer group more per ``every`` (top layers first)."""
 
     name: Literal["gradual_unfreezing"] = "gradual_unfreezing"
-    every: Literal["epoch"] | Annotated[int, Field(ge=1)] = Field(
+    every: Literal["epoch"] | int = Field(
         "epoch", description="'epoch' or a number of optimiser steps between unfreezing two groups"
     )
+
+    @field_validator("every", mode="wrap")
+    @classmethod
+    def _epoch_or_steps(cls, v: Any, _handler: Any) -> Any:
+        # one message instead of one per member of the union
+        if v == "epoch" or (type(v) is int and v >= 1):
+            return v
+        raise ValueError("give 'epoch' or a number of steps (at least 1)")
 
 
 class LayerwiseLRSpec(_Spec):
@@ -112,7 +120,9 @@ def _by_name(*specs: type[_Spec]) -> dict[str, type[_Spec]]:
     return {s.model_fields["name"].default: s for s in specs}
 
 
-LOSS_SPECS = _by_name(CrossEntropySpec, ClassWeightedSpec, LabelSmoothingSpec, FocalSpec, AnswerOnlySpec, MSESpec)
+LOSS_SPECS = _by_name(
+    CrossEntropySpec, ClassWeightedSpec, LabelSmoothingSpec, FocalSpec, AnswerOnlySpec, MSESpec
+)
 STRATEGY_SPECS = _by_name(GradualUnfreezingSpec, LayerwiseLRSpec, CurriculumSpec, EarlyStoppingSpec)
 
 
@@ -140,7 +150,13 @@ def _router(kind: str, specs: dict[str, type[_Spec]]):
 
 
 LossSpec = Annotated[
-    CrossEntropySpec | ClassWeightedSpec | LabelSmoothingSpec | FocalSpec | AnswerOnlySpec | MSESpec | PluginSpec,
+    CrossEntropySpec
+    | ClassWeightedSpec
+    | LabelSmoothingSpec
+    | FocalSpec
+    | AnswerOnlySpec
+    | MSESpec
+    | PluginSpec,
     _router("loss", LOSS_SPECS),
 ]
 StrategySpec = Annotated[

@@ -73,7 +73,9 @@ def freeze(model: nn.Module, cfg: FreezeConfig) -> int:
     groups = layer_groups(model)
     if cfg.layers > len(groups.layers):
         raise ValueError(f"model.freeze.layers is {cfg.layers} but the model has {len(groups.layers)} layers")
-    chosen = (groups.embeddings if cfg.embeddings else []) + [x for g in groups.layers[: cfg.layers] for x in g]
+    chosen = [x for g in groups.layers[: cfg.layers] for x in g]
+    if cfg.embeddings:
+        chosen += groups.embeddings
     for _, p in chosen:
         p.requires_grad_(False)
     return len(chosen)

@@ -76,8 +76,9 @@ class HeadedModel(nn.Module):
         self.config = backbone.config
         self.name_or_path = getattr(backbone, "name_or_path", "")
         self.head_spec = spec
+        hidden = backbone.config.hidden_size
         self.classifier = ClassifierHead(
-            backbone.config.hidden_size, spec["num_labels"], spec["pooling"], spec["dropout"], spec["mlp_hidden"]
+            hidden, spec["num_labels"], spec["pooling"], spec["dropout"], spec["mlp_hidden"]
         )
 
     def forward(
@@ -110,7 +111,8 @@ class HeadedModel(nn.Module):
     def save_pretrained(self, folder: str | Path, **kwargs: Any) -> None:
         folder = Path(folder)
         self.backbone.save_pretrained(folder, **kwargs)
-        save_file({k: v.contiguous() for k, v in self.classifier.state_dict().items()}, str(folder / HEAD_WEIGHTS))
+        weights = {k: v.contiguous() for k, v in self.classifier.state_dict().items()}
+        save_file(weights, str(folder / HEAD_WEIGHTS))
         (folder / HEAD_SPEC).write_text(json.dumps(self.head_spec, indent=2) + "\n", encoding="utf-8")
 
 

@@ -48,7 +48,9 @@ class Task(ABC):
         """Validation figures used during training (``loss`` plus the task's metrics)."""
 
     @abstractmethod
-    def evaluate(self, model, tokenizer, rows: list[dict[str, Any]], recipe: Recipe, labels) -> dict[str, Any]:
+    def evaluate(
+        self, model, tokenizer, rows: list[dict[str, Any]], recipe: Recipe, labels
+    ) -> dict[str, Any]:
         """Test metrics with confidence intervals."""
 
     # loss ----------------------------------------------------------------------------------

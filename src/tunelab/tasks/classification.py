@@ -52,8 +52,10 @@ class ClassificationTask(Task):
         if head.type == "auto":
             if head.dropout is not None:
                 if not hasattr(config, "classifier_dropout"):
-                    raise ValueError(f"model.head.dropout: a {config.model_type} head has no dropout setting; "
-                                     "use a tunelab head (type: linear) or remove it")
+                    raise ValueError(
+                        f"model.head.dropout: a {config.model_type} head has no dropout setting; "
+                        "use a tunelab head (type: linear) or remove it"
+                    )
                 config.classifier_dropout = head.dropout
             model = self.auto_class().from_pretrained(path, config=config, **load_kwargs(recipe.model))
         else:

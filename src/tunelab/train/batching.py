@@ -7,10 +7,12 @@ exactly the same data as an uninterrupted run.
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections.abc import Iterator
 from typing import Any
 
+IGNORE = -100
 # Sort within windows of this many batches: enough to cut padding, still well shuffled.
 GROUP_WINDOW = 50
 
@@ -57,3 +59,38 @@ def eval_batches(features: list[dict[str, Any]], task, tokenizer, batch_size: in
     """Batches for evaluation, sorted by length for speed; order of examples is preserved per batch."""
     for start in range(0, len(features), batch_size):
         yield task.collate(features[start : start + batch_size], tokenizer)
+
+
+def pack_features(features: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:
+    """Pack token features into rows of at most ``max_length`` tokens (best-fit decreasing).
+
+    Each row concatenates whole examples; ``position_ids`` restart at 0 for every example, which is
+    what tells the attention mask where one example ends (see ``SFTTask.forward``). The first label
+    of each example is set to -100: in a packed row the token before it belongs to another example.
+    """
+    order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
+    rows: list[list[int]] = []
+    room: list[tuple[int, int]] = []  # (free tokens, row id), sorted: the tightest fit is a bisect away
+    for i in order:
+        n = len(features[i]["input_ids"])
+        if n > max_length:
+            raise ValueError(f"a feature of {n} tokens does not fit a packed row of {max_length}")
+        at = bisect.bisect_left(room, (n, -1))
+        if at == len(room):
+            rows.append([i])
+            free, row = max_length - n, len(rows) - 1
+        else:
+            free, row = room.pop(at)
+            rows[row].append(i)
+            free -= n
+        bisect.insort(room, (free, row))
+    return [_concat([features[i] for i in row]) for row in rows]
+
+
+def _concat(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    ids, labels, positions = [], [], []
+    for f in parts:
+        ids += f["input_ids"]
+        labels += [IGNORE, *f["labels"][1:]]
+        positions += range(len(f["input_ids"]))
+    return {"input_ids": ids, "labels": labels, "position_ids": positions, "examples": len(parts)}

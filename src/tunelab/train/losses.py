@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from tunelab.registry import Registry
-
-IGNORE = -100
+from tunelab.train.batching import IGNORE
 
 
 @dataclass

@@ -6,12 +6,14 @@ from transformers import set_seed
 
 from tunelab.config import Recipe, dump_recipe
 from tunelab.models.adapters import apply_adapter, count_parameters
+from tunelab.models.freeze import freeze
 from tunelab.runs import RunDir, StageResult, atomic_dir, atomic_write_json, atomic_write_text
 from tunelab.stages import fingerprint, load_labels, load_split, split_path
 from tunelab.tasks import get_task
 from tunelab.tasks.base import MODEL_INFO
-from tunelab.train.callbacks import Callback, Plan
+from tunelab.train.callbacks import Callback
 from tunelab.train.loop import fit
+from tunelab.train.strategies import StrategySetup, build_plan
 
 SECTIONS = ("task", "data", "model", "train", "run")
 
@@ -38,14 +40,21 @@ def run(
         model, tokenizer = task.load_base(recipe, labels)
         base_path = getattr(model, "name_or_path", recipe.model.name)
         model = apply_adapter(model, recipe.model.adapter, task.peft_task_type)
+        freeze(model, recipe.model.freeze)
         trainable, total = count_parameters(model)
         train = task.encode(load_split(run_dir, "train"), tokenizer, recipe, labels)
         val = task.encode(load_split(run_dir, "validation"), tokenizer, recipe, labels)
+        task.use_loss(recipe.train.loss, train, labels)
+        examples = len(train)
+        if recipe.train.packing:
+            train = task.pack(train, recipe.model.max_length)
+        setup = StrategySetup(model, task, tokenizer, train, recipe.train, recipe.run.seed)
+        plan = build_plan(recipe.train.strategies, setup)
+        plan.callbacks += list(callbacks or [])
         run_dir.metrics.mkdir(parents=True, exist_ok=True)
         result = fit(
             model, tokenizer, task, train, val, recipe.train, recipe.run.seed,
-            run_dir.checkpoints, run_dir.metrics / "train_log.jsonl", resume=resume,
-            plan=Plan(callbacks=list(callbacks or [])),
+            run_dir.checkpoints, run_dir.metrics / "train_log.jsonl", resume=resume, plan=plan,
         )
         with atomic_dir(run_dir.model) as tmp:
             model.save_pretrained(tmp)
@@ -62,7 +71,9 @@ def run(
             "precision": result.precision,
             "parameters": {"trainable": trainable, "total": total},
             "resumed_from_step": result.resumed_from,
-            "train_examples": len(train),
+            "train_examples": examples,
+            "train_rows": len(train),  # packed rows with train.packing, else the examples
+            "stopped": result.state.stopped or None,
             "validation_examples": len(val),
         }
         atomic_write_json(run_dir.metrics / "train_summary.json", summary)
