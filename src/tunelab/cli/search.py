@@ -12,9 +12,9 @@ from tunelab.cli.common import OverridesArg, RecipeArg, console, friendly, load
 
 # Each option is a shorthand for a ``search.*`` override, so the recipe stays the one source of truth.
 TrialsOpt = Annotated[int | None, typer.Option("--n-trials", help="finished trials the study should hold")]
-TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="seconds after which no new trial starts")]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="seconds after which no trial starts")]
 WorkersOpt = Annotated[
-    int, typer.Option("--workers", help="processes on this machine; other machines join with the same storage")
+    int, typer.Option("--workers", help="processes on this machine; more machines join through --storage")
 ]
 StorageOpt = Annotated[str | None, typer.Option("--storage", help="optuna storage URL shared by all workers")]
 StudyOpt = Annotated[str | None, typer.Option("--study-name", help="default the run name")]
@@ -68,7 +68,8 @@ def _show_search(summary: dict[str, Any], run_dir) -> None:
     if default is not None and default["value"] is not None:
         console.print(f"  recipe's own values (trial {default['number']}): {default['value']:.4f}")
     console.print(f"  best (trial {best['number']}): {best['value']:.4f} with {best['params']}")
-    console.print(f"wrote [bold]{run_dir / 'search' / 'best_recipe.yaml'}[/] (and trials.csv, plots.html)")
+    others = "trials.csv, plots.html" if summary["plots"] else "trials.csv; no plots: pip install plotly"
+    console.print(f"wrote [bold]{run_dir / 'search' / 'best_recipe.yaml'}[/] ({others})")
 
 
 def _show_ranking(ranking: dict[str, Any]) -> None:
@@ -76,11 +77,26 @@ def _show_ranking(ranking: dict[str, Any]) -> None:
 
     better = "higher" if ranking["higher_is_better"] else "lower"
     table = Table(title=f"{ranking['metric']} on {ranking['eval_rows']} validation rows ({better} is better)")
-    for col in ("rank", "model", ranking["metric"], "parameters", "tokens/s", "seconds", "note"):
-        table.add_column(col, justify="left" if col in ("model", "note") else "right")
+    table.add_column("rank", justify="right", no_wrap=True)
+    table.add_column("model", overflow="fold")  # a folder path must stay readable in full
+    for col in (ranking["metric"], "parameters", "tokens/s", "seconds"):
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for c in ranking["candidates"]:
-        score = "-" if c["score"] is None else f"{c['score']:.4f}"
-        params = "-" if c["parameters"] is None else f"{c['parameters'] / 1e6:,.1f}M"
+        score = "failed" if c["score"] is None else f"{c['score']:.4f}"
         tps = "-" if c["tokens_per_s"] is None else f"{c['tokens_per_s']:,.0f}"
-        table.add_row(str(c["rank"]), c["name"], score, params, tps, f"{c['seconds']:.1f}", c["error"] or "")
-    Console().print(table)  # the ranking is the answer: stdout
+        table.add_row(str(c["rank"]), c["name"], score, _count(c["parameters"]), tps, f"{c['seconds']:.1f}")
+    out = Console()  # the ranking is the answer: stdout
+    out.print(table)
+    for c in ranking["candidates"]:
+        if c["error"]:
+            out.print(f"[red]{c['name']}[/]: {c['error']}", highlight=False, soft_wrap=True)
+
+
+def _count(n: int | None) -> str:
+    """22.7M, 135K: parameter counts from tiny test models to billions."""
+    if n is None:
+        return "-"
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+import json
+from collections.abc import Callable
+from types import NoneType
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
@@ -18,16 +21,38 @@ NOT_SEARCHABLE = {
     "evaluate": "trials are scored on validation by the train stage; evaluate does not run",
     "search": "the search settings cannot search themselves",
 }
-Scalar = bool | int | float | str | None
 
 
-class FloatParam(Section):
-    """A float between ``low`` and ``high``; ``log`` samples on a log scale (learning rates)."""
+class _Range(Section):
+    """A number between ``low`` and ``high`` (inclusive); ``log`` samples on a log scale."""
 
-    type: Literal["float"]
     low: float
     high: float
     log: bool = False
+
+    def probes(self) -> list[Any]:
+        """Values worth checking against the recipe before any trial runs."""
+        return [self.low, self.high]
+
+    def decode(self, stored: Any) -> Any:
+        return stored
+
+    def match_own(self, own: Any, canonical: Callable[[Any], Any]) -> tuple[bool, Any]:
+        """(is the recipe's own value in the space, the value as the study stores it)."""
+        inside = _is_number(own) and self.low <= own <= self.high and self._fits(own)
+        return inside, self.cast(own) if inside else None
+
+    def _fits(self, value: float) -> bool:
+        return True
+
+    def cast(self, value: Any) -> Any:
+        return float(value)
+
+
+class FloatParam(_Range):
+    """A float, e.g. ``{type: float, low: 1.0e-5, high: 1.0e-3, log: true}`` for a learning rate."""
+
+    type: Literal["float"]
     step: float | None = Field(None, gt=0, description="grid step; cannot be combined with log")
 
     @model_validator(mode="after")
@@ -38,24 +63,13 @@ class FloatParam(Section):
     def suggest(self, trial: Any, name: str) -> float:
         return trial.suggest_float(name, self.low, self.high, log=self.log, step=self.step)
 
-    def contains(self, value: Any) -> bool:
-        return _is_number(value) and self.low <= value <= self.high
 
-    def coerce(self, value: Any) -> float:
-        return float(value)
-
-    def probes(self) -> list[float]:
-        """Values worth checking against the recipe before any trial runs."""
-        return [self.low, self.high]
-
-
-class IntParam(Section):
-    """An integer between ``low`` and ``high`` inclusive."""
+class IntParam(_Range):
+    """An integer, e.g. ``{type: int, low: 4, high: 32, log: true}`` for a LoRA rank."""
 
     type: Literal["int"]
     low: int
     high: int
-    log: bool = False
     step: int = Field(1, ge=1)
 
     @model_validator(mode="after")
@@ -66,45 +80,55 @@ class IntParam(Section):
     def suggest(self, trial: Any, name: str) -> int:
         return trial.suggest_int(name, self.low, self.high, log=self.log, step=self.step)
 
-    def contains(self, value: Any) -> bool:
-        return _is_number(value) and float(value).is_integer() and self.low <= value <= self.high
+    def _fits(self, value: float) -> bool:
+        return float(value).is_integer() and (value - self.low) % self.step == 0
 
-    def coerce(self, value: Any) -> int:
+    def cast(self, value: Any) -> int:
         return int(value)
-
-    def probes(self) -> list[int]:
-        return [self.low, self.high]
 
 
 class CategoricalParam(Section):
-    """One of ``choices`` (numbers, strings, booleans or null)."""
+    """One of ``choices``: numbers, names, null, or whole mappings and lists.
+
+    Mappings and lists (``train.strategies: {choices: [[], [{name: layerwise_lr}]]}``) are stored in
+    the study as their JSON text, since optuna keeps only plain values.
+    """
 
     type: Literal["categorical"]
-    choices: list[Scalar] = Field(min_length=1)
+    choices: list[Any] = Field(min_length=1)
 
     @field_validator("choices")
     @classmethod
-    def _distinct(cls, v: list[Scalar]) -> list[Scalar]:
-        if len({repr(c) for c in v}) != len(v):
+    def _distinct(cls, v: list[Any]) -> list[Any]:
+        if len({_label(c) for c in v}) != len(v):
             raise ValueError("choices must not repeat")
         return v
 
-    def suggest(self, trial: Any, name: str) -> Scalar:
-        return trial.suggest_categorical(name, self.choices)
+    def suggest(self, trial: Any, name: str) -> Any:
+        return self.decode(trial.suggest_categorical(name, [_label(c) for c in self.choices]))
 
-    def contains(self, value: Any) -> bool:
-        return any(self._same(value, c) for c in self.choices)
-
-    def coerce(self, value: Any) -> Scalar:
-        return next(c for c in self.choices if self._same(value, c))
-
-    def probes(self) -> list[Scalar]:
+    def probes(self) -> list[Any]:
         return list(self.choices)
 
-    @staticmethod
-    def _same(a: Any, b: Any) -> bool:
-        # 1 == 1.0 is one choice, but True == 1 is not (booleans and numbers stay apart)
-        return a == b and isinstance(a, bool) == isinstance(b, bool)
+    def decode(self, stored: Any) -> Any:
+        return next(c for c in self.choices if _label(c) == stored)
+
+    def match_own(self, own: Any, canonical: Callable[[Any], Any]) -> tuple[bool, Any]:
+        # compare as the recipe holds them: `16` matches 16.0, `focal` matches {name: focal, gamma: 2.0}
+        for c in self.choices:
+            if _same(canonical(c), own):
+                return True, _label(c)
+        return False, None
+
+
+def _label(value: Any) -> Any:
+    """How optuna stores a choice: plain values as they are, mappings and lists as JSON text."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+
+
+def _same(a: Any, b: Any) -> bool:
+    # 1 == 1.0 is one value, but True == 1 is not (booleans and numbers stay apart)
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
 Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
@@ -164,33 +188,47 @@ class SearchConfig(Section):
 
 
 def key_problem(root: type[BaseModel], key: str) -> str | None:
-    """Why ``key`` is not a searchable value of the recipe, or None if it is."""
+    """Why ``key`` is not a value of the recipe a trial may change, or None if it is.
+
+    The path walks sections (``model.adapter.r``), plug-in specs chosen by name (``train.loss.gamma``)
+    and list items by index (``train.strategies.0.decay``); a whole section or list can be a choice.
+    """
     parts = key.split(".")
     for n in range(1, len(parts) + 1):
         if (reason := NOT_SEARCHABLE.get(".".join(parts[:n]))) is not None:
             return f"cannot be searched: {reason}"
-    model: type[BaseModel] = root
+    kind, payload = "sections", [root]
     for i, part in enumerate(parts):
-        where = ".".join(parts[:i]) or "the recipe"
-        if part not in model.model_fields:
-            return f"{where} has no key {part!r} (known: {', '.join(sorted(model.model_fields))})"
-        section = _section_type(model.model_fields[part].annotation)
-        last = i == len(parts) - 1
-        if last and section is not None:
-            keys = ", ".join(sorted(section.model_fields))
-            return f"a section, not a value; search one of its keys ({keys})"
-        if not last and section is None:
-            return f"{'.'.join(parts[: i + 1])} is a value, not a section"
-        model = section or model
+        here = ".".join(parts[:i])
+        if kind == "value":
+            return f"{here} is a value, not a section"
+        if kind == "list":
+            if not part.isdigit():
+                return f"{here} is a list: name an item by its index, e.g. {here}.0"
+            kind, payload = _node(payload)
+            continue
+        fields = {name: f for cls in reversed(payload) for name, f in cls.model_fields.items()}
+        if part not in fields:
+            if i == len(parts) - 1 and any(cls.model_config.get("extra") == "allow" for cls in payload):
+                return None  # a dotted-path plug-in takes any parameter; check_space tries the values
+            return f"{here or 'the recipe'} has no key {part!r} (known: {', '.join(sorted(fields))})"
+        kind, payload = _node(fields[part].annotation)
     return None
 
 
-def _section_type(annotation: Any) -> type[BaseModel] | None:
-    """The recipe section class behind a field type (``AdapterConfig | None`` -> AdapterConfig)."""
+def _node(annotation: Any) -> tuple[str, Any]:
+    """What a field holds: ("sections", [classes]), ("list", item type) or ("value", None)."""
+    if get_origin(annotation) is Annotated:
+        return _node(get_args(annotation)[0])
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    found = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
-    return found[0] if len(found) == 1 else None
+        return "sections", [annotation]
+    if get_origin(annotation) is list:
+        return "list", get_args(annotation)[0]
+    members = [_node(a) for a in get_args(annotation) if a is not NoneType]  # X | Y | None
+    classes = [c for kind, found in members if kind == "sections" for c in found]
+    if classes:
+        return "sections", classes
+    return next((m for m in members if m[0] == "list"), ("value", None))
 
 
 def _is_number(value: Any) -> bool:

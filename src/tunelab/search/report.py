@@ -10,10 +10,11 @@ from typing import Any
 
 from tunelab.config import Recipe, dump_recipe
 from tunelab.runs import RunDir, atomic_write_json, atomic_write_text
-from tunelab.search.space import with_params
-from tunelab.search.study import FINISHED, objective, search_config, search_dir, storage_url, study_name
+from tunelab.search.space import decode, with_params
+from tunelab.search.study import objective, search_config, search_dir, storage_url, study_name
 from tunelab.search.trial import trial_dir
 
+UNFINISHED = ("RUNNING", "WAITING")  # another worker may still be using these folders
 ATTRS = ("worker", "recipe_default", "steps", "best_step", "train_seconds", "pruned_at_validation", "run_dir",
          "error")
 
@@ -32,13 +33,13 @@ def write_reports(study: Any, recipe: Recipe, run_dir: RunDir) -> dict[str, Any]
         "metric": metric,
         "direction": direction,
         "trials": _count_states(trials),
-        "default": _trial_summary(default),
-        "best": _trial_summary(best),
+        "default": _trial_summary(default, recipe),
+        "best": _trial_summary(best, recipe),
         "plots": write_plots(study, folder / "plots.html"),
         "files": ["search/trials.csv", "search/summary.json"],
     }
     if best is not None:
-        tuned = with_params(recipe, best.params, "best trial")
+        tuned = with_params(recipe, decode(search_config(recipe), best.params), "best trial")
         header = (
             f"# best trial {best.number} of study {summary['study_name']!r}: validation {metric} = "
             f"{best.value:.6g}\n# `tunelab run` this file to train the winner in the recipe's run folder\n"
@@ -101,10 +102,11 @@ def _best(study: Any) -> Any | None:
         return None
 
 
-def _trial_summary(t: Any | None) -> dict[str, Any] | None:
+def _trial_summary(t: Any | None, recipe: Recipe) -> dict[str, Any] | None:
     if t is None:
         return None
-    return {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
+    params = decode(search_config(recipe), t.params)
+    return {"number": t.number, "state": t.state.name, "value": t.value, "params": params,
             "run_dir": t.user_attrs.get("run_dir")}
 
 
@@ -120,7 +122,7 @@ def _prune_models(trials: list[Any], best: Any | None, run_dir: RunDir, keep: st
     if keep == "all":
         return
     for t in trials:
-        if t.state.name in FINISHED and (keep == "none" or best is None or t.number != best.number):
+        if t.state.name not in UNFINISHED and (keep == "none" or best is None or t.number != best.number):
             shutil.rmtree(trial_dir(run_dir, t.number).model, ignore_errors=True)
 
 

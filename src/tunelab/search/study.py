@@ -16,7 +16,9 @@ from tunelab.runs import RunDir
 
 SAMPLERS: Registry[Callable[[int], Any]] = Registry("search sampler")
 PRUNERS: Registry[Callable[[PrunerConfig], Any]] = Registry("search pruner")
-FINISHED = ("COMPLETE", "PRUNED", "FAIL")  # trial states that count towards n_trials
+# Trial states that count towards n_trials. A failed trial does not, so another takes its place: a
+# killed worker's trial (failed by the heartbeat), or an impossible combination of sampled values.
+FINISHED = ("COMPLETE", "PRUNED")
 
 
 def require_optuna():
@@ -127,7 +129,7 @@ def open_study(recipe: Recipe, run_dir: RunDir, index: int = 0):
 
 
 def _storage(url: str):
-    """An RDB storage; heartbeats let a live worker mark a killed worker's trial failed."""
+    """An RDB storage; heartbeats let a live worker fail a killed worker's trial (a new one replaces it)."""
     optuna = require_optuna()
     engine: dict[str, Any] = {}
     if url.startswith("sqlite"):

@@ -36,7 +36,7 @@ def tune(recipe: Recipe, workers: int = 1) -> dict[str, Any]:
         raise ValueError(f"--workers must be at least 1 (got {workers})")
     cfg = search_config(recipe)
     check_space(recipe, cfg)
-    objective(recipe)  # an unknown task or metric fails here, before any data work
+    objective(recipe)  # an unknown task fails here, before any data work
     require_optuna()
     run_stage("data", recipe)  # once; every trial links to this data/
     run_dir = RunDir(recipe.run_dir_path())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from accelerate import PartialState
 from transformers import set_seed
 
 from tunelab.config import Recipe, dump_recipe
@@ -56,6 +57,8 @@ def run(
             model, tokenizer, task, train, val, recipe.train, recipe.run.seed,
             run_dir.checkpoints, run_dir.metrics / "train_log.jsonl", resume=resume, plan=plan,
         )
+        if not PartialState().is_main_process:  # under accelerate launch only rank 0 writes
+            return StageResult("train", metrics={"rank": PartialState().process_index})
         with atomic_dir(run_dir.model) as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)

@@ -40,6 +40,16 @@ def test_a_full_space_validates_with_typed_params():
     assert space["train.learning_rate"].log and r.search.n_trials == 6
 
 
+@pytest.mark.parametrize(
+    "key",
+    ["train.loss", "train.loss.name", "train.loss.gamma", "train.strategies", "train.strategies.0.decay",
+     "model.adapter", "model.name", "run.seed"],
+)
+def test_plugin_specs_list_items_and_whole_sections_are_searchable(key):
+    r = validate_recipe(recipe({"space": {key: {"type": "categorical", "choices": [1, 2]}}}))
+    assert list(r.search.space) == [key]
+
+
 def test_recipes_without_a_search_section_stay_valid():
     assert validate_recipe(BASE).search is None
     assert SearchConfig().space == {}
@@ -49,8 +59,9 @@ def test_recipes_without_a_search_section_stay_valid():
     ("key", "says"),
     [
         ("train.lr", "train has no key 'lr' (known: batch_size"),
-        ("model.adapter", "a section, not a value; search one of its keys (alpha, dropout, method"),
+        ("train.strategies.decay", "train.strategies is a list: name an item by its index"),
         ("train.epochs.low", "train.epochs is a value, not a section"),
+        ("train.loss.gama.x", "train.loss has no key 'gama' (known: "),
         ("data.split.test", "trials share the parent run's prepared data"),
         ("run.name", "each trial gets its own run folder"),
         ("evaluate.confidence", "evaluate does not run"),
@@ -93,11 +104,16 @@ def test_overrides_reach_the_search_section(tmp_path):
 
 def test_params_know_their_own_values():
     cfg = SearchConfig.model_validate({"space": {
-        "train.epochs": {"type": "int", "low": 1, "high": 3},
+        "train.epochs": {"type": "int", "low": 1, "high": 5, "step": 2},
         "train.batch_size": {"type": "categorical", "choices": [16, 32, True]},
+        "train.strategies": {"type": "categorical", "choices": [[], [{"name": "early_stopping"}]]},
     }})
-    epochs, batch = cfg.space["train.epochs"], cfg.space["train.batch_size"]
-    assert epochs.contains(1.0) and not epochs.contains(1.5) and not epochs.contains(True)
-    assert epochs.coerce(2.0) == 2 and type(epochs.coerce(2.0)) is int
-    assert batch.contains(16.0) and batch.coerce(16.0) == 16 and not batch.contains(64)
-    assert batch.coerce(True) is True and batch.coerce(1.0 * 32) == 32
+    same = lambda v: v  # noqa: E731 (the recipe holds each choice as given)
+    epochs, batch, strategies = cfg.space.values()
+    assert epochs.match_own(3.0, same) == (True, 3) and type(epochs.match_own(3.0, same)[1]) is int
+    assert epochs.match_own(2, same)[0] is False and epochs.match_own(True, same)[0] is False
+    assert batch.match_own(16.0, same) == (True, 16) and batch.match_own(64, same) == (False, None)
+    assert batch.match_own(True, same) == (True, True) and batch.match_own(1, same)[0] is False
+    stored = strategies.match_own([{"name": "early_stopping"}], same)[1]
+    assert stored == '[{"name": "early_stopping"}]'
+    assert strategies.decode(stored) == [{"name": "early_stopping"}]

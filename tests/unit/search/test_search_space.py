@@ -6,7 +6,15 @@ import optuna
 import pytest
 
 from tunelab.config import RecipeError, validate_recipe
-from tunelab.search.space import check_space, default_params, recipe_value, sample, with_params
+from tunelab.search.space import (
+    MISSING,
+    check_space,
+    decode,
+    default_params,
+    recipe_value,
+    sample,
+    with_params,
+)
 
 SPACE = {
     "train.learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True},
@@ -27,7 +35,8 @@ def make(space: dict | None = None, **search) -> object:
 
 def test_with_params_sets_nested_keys_and_the_run_folder():
     r = make()
-    t = with_params(r, {"train.learning_rate": 1e-4, "model.adapter.r": 12}, output_dir="/tmp/s", name="trial-3")
+    params = {"train.learning_rate": 1e-4, "model.adapter.r": 12}
+    t = with_params(r, params, output_dir="/tmp/s", name="trial-3")
     assert t.train.learning_rate == 1e-4 and t.model.adapter.r == 12
     assert str(t.run_dir_path()) == "/tmp/s/trial-3"
     assert r.model.adapter.r == 8 and r.run.name == "s", "the parent recipe is unchanged"
@@ -73,3 +82,64 @@ def test_own_value_outside_the_space_is_fine_without_the_default_trial():
     r = make({"train.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3}}, enqueue_default=False)
     check_space(r, r.search)
     assert recipe_value(r, "train.learning_rate") == 5e-5
+
+
+LAYERWISE = [[], [{"name": "layerwise_lr", "decay": 0.8}]]  # no strategy, or layer-wise learning rates
+
+
+def test_plugin_names_and_whole_strategy_lists_are_choices():
+    r = make({
+        "train.loss": {"type": "categorical", "choices": [None, "focal", {"name": "focal", "gamma": 1.0}]},
+        "train.strategies": {"type": "categorical", "choices": LAYERWISE},
+    })
+    check_space(r, r.search)
+    assert default_params(r, r.search) == {"train.loss": None, "train.strategies": "[]"}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = set()
+    for _ in range(12):
+        trial = study.ask()
+        params = sample(trial, r.search)
+        t = with_params(r, params)
+        seen.add((t.train.loss.name if t.train.loss else None, len(t.train.strategies)))
+        assert decode(r.search, trial.params) == params  # what the study stores maps back
+        study.tell(trial, 0.0)
+    assert {name for name, _ in seen} == {None, "focal"} and {n for _, n in seen} == {0, 1}
+
+
+def test_a_key_inside_an_unset_plugin_is_created_and_its_own_value_must_exist():
+    r = make({"train.loss.name": {"type": "categorical", "choices": ["cross_entropy", "focal"]}})
+    assert with_params(r, {"train.loss.name": "focal"}).train.loss.name == "focal"
+    assert recipe_value(r, "train.loss.name") is MISSING
+    with pytest.raises(RecipeError, match="the recipe has no value here to replay as trial 0"):
+        check_space(r, r.search)
+    r2 = make({"train.loss.name": {"type": "categorical", "choices": ["cross_entropy", "focal"]}},
+              enqueue_default=False)
+    check_space(r2, r2.search)
+
+
+def test_choices_are_compared_as_the_recipe_holds_them():
+    raw = {
+        "data": {"sources": [{"bundled": "rotten_tomatoes"}]},
+        "train": {"loss": "focal", "epochs": 2},  # focal with its default gamma filled in
+        "search": {"space": {
+            "train.loss": {"type": "categorical", "choices": ["cross_entropy", "focal"]},
+            "train.epochs": {"type": "categorical", "choices": [1, 2]},
+        }},
+    }
+    r = validate_recipe(raw)
+    assert default_params(r, r.search) == {"train.loss": "focal", "train.epochs": 2}
+
+
+def test_list_items_are_reached_by_index_and_a_missing_item_is_named():
+    r = make({"train.strategies.0.decay": {"type": "float", "low": 0.5, "high": 0.95}})
+    with pytest.raises(RecipeError) as info:
+        check_space(r, r.search)
+    assert info.value.problems == [
+        "search.space.train.strategies.0.decay: the recipe's list has no item 0 (it has 0); "
+        "add the item to the recipe"
+    ]
+    raw = r.model_dump(mode="json")
+    raw["train"]["strategies"] = [{"name": "layerwise_lr", "decay": 0.9}]
+    r = validate_recipe(raw)
+    check_space(r, r.search)
+    assert with_params(r, {"train.strategies.0.decay": 0.7}).train.strategies[0].decay == 0.7

@@ -1,0 +1,58 @@
+"""Small builders for tests that call ``fit`` directly on the tiny models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import classification_recipe, qa_rows, sentiment_rows, sft_recipe, write_jsonl
+
+from tunelab.config import Recipe, validate_recipe
+from tunelab.tasks import get_task
+from tunelab.train.callbacks import Callback, FitContext, Plan
+from tunelab.train.loop import FitResult, fit
+
+LABELS = ["neg", "pos"]
+
+
+def cls_recipe(tiny_bert: Path, tmp_path: Path, model: dict | None = None, **train: Any) -> Recipe:
+    raw = classification_recipe(tiny_bert, tmp_path / "unused.jsonl", tmp_path / "runs", **train)
+    raw["model"].update(model or {})
+    return validate_recipe(raw)
+
+
+def cls_setup(tiny_bert: Path, tmp_path: Path, n: int = 64, model: dict | None = None, **train: Any):
+    """(recipe, task, model, tokenizer, train features, validation features) for the tiny BERT."""
+    recipe = cls_recipe(tiny_bert, tmp_path, model, **train)
+    task = get_task("classification")
+    net, tok = task.load_base(recipe, LABELS)
+    rows = sentiment_rows(n + 16)
+    train, val = (task.encode(part, tok, recipe, LABELS) for part in (rows[:n], rows[n:]))
+    return recipe, task, net, tok, train, val
+
+
+def sft_setup(tiny_llama: Path, tmp_path: Path, n: int = 48, **train: Any):
+    data = write_jsonl(tmp_path / "qa.jsonl", qa_rows(n))
+    recipe = validate_recipe(sft_recipe(tiny_llama, data, tmp_path / "runs", **train))
+    task = get_task("sft")
+    net, tok = task.load_base(recipe)
+    rows = [{"messages": [{"role": "user", "content": r["prompt"]},
+                          {"role": "assistant", "content": r["response"]}]} for r in qa_rows(n)]
+    return recipe, task, net, tok, task.encode(rows, tok, recipe)
+
+
+def run_fit(recipe: Recipe, task, model, tok, train, val, tmp_path: Path, plan: Plan | None = None,
+            resume: bool = False) -> FitResult:
+    return fit(model, tok, task, train, val, recipe.train, recipe.run.seed, tmp_path / "ckpt",
+               tmp_path / "log.jsonl", resume=resume, plan=plan)
+
+
+class Record(Callback):
+    """Calls ``fn(ctx)`` after every step and keeps what it returns."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+        self.seen: list[Any] = []
+
+    def on_step_end(self, ctx: FitContext, loss: float) -> None:
+        self.seen.append(self.fn(ctx))
