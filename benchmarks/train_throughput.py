@@ -20,8 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
-HPARAMS = {"learning_rate": 5e-5, "batch_size": 32, "epochs": 1, "warmup_ratio": 0.1, "weight_decay": 0.01,
-           "max_length": 128, "seed": 42}
+HPARAMS = {
+    "learning_rate": 5e-5,
+    "batch_size": 32,
+    "epochs": 1,
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.01,
+    "max_length": 128,
+    "seed": 42,
+}
 
 
 def prepare(workdir: Path, train_rows: int) -> Path:
@@ -43,17 +50,29 @@ def run_tunelab(run_dir: Path, epochs: float) -> dict:
     from tunelab.pipeline import run_stage
 
     h = HPARAMS
-    recipe = load_recipe("configs/quickstart.yaml", [
-        f"run.output_dir={run_dir.parent}", f"run.name={run_dir.name}", f"run.seed={h['seed']}",
-        f"train.learning_rate={h['learning_rate']}", f"train.batch_size={h['batch_size']}",
-        f"train.epochs={epochs}", f"train.warmup_ratio={h['warmup_ratio']}",
-        f"train.weight_decay={h['weight_decay']}", f"model.max_length={h['max_length']}",
-        "train.eval_every=100000",
-    ])
+    recipe = load_recipe(
+        "configs/quickstart.yaml",
+        [
+            f"run.output_dir={run_dir.parent}",
+            f"run.name={run_dir.name}",
+            f"run.seed={h['seed']}",
+            f"train.learning_rate={h['learning_rate']}",
+            f"train.batch_size={h['batch_size']}",
+            f"train.epochs={epochs}",
+            f"train.warmup_ratio={h['warmup_ratio']}",
+            f"train.weight_decay={h['weight_decay']}",
+            f"model.max_length={h['max_length']}",
+            "train.eval_every=100000",
+        ],
+    )
     result = run_stage("train", recipe, force=True)
     m = result.metrics
-    return {"tokens_per_s": m["train_tokens_per_s"], "train_seconds": m["seconds"],
-            "peak_memory_mb": _peak_mb(), "val_accuracy": m["final_validation"]["accuracy"]}
+    return {
+        "tokens_per_s": m["train_tokens_per_s"],
+        "train_seconds": m["seconds"],
+        "peak_memory_mb": _peak_mb(),
+        "val_accuracy": m["final_validation"]["accuracy"],
+    }
 
 
 def run_hf_trainer(run_dir: Path, epochs: float) -> dict:
@@ -80,15 +99,24 @@ def run_hf_trainer(run_dir: Path, epochs: float) -> dict:
 
     def load(split: str) -> Dataset:
         rows = read_jsonl(run_dir / f"data/{split}.jsonl")
-        ds = Dataset.from_dict({"text": [r["text"] for r in rows], "label": [labels.index(r["label"]) for r in rows]})
+        ds = Dataset.from_dict(
+            {"text": [r["text"] for r in rows], "label": [labels.index(r["label"]) for r in rows]}
+        )
         return ds.map(lambda b: tok(b["text"], truncation=True, max_length=h["max_length"]), batched=True)
 
     train, val = load("train"), load("validation")
     args = TrainingArguments(
-        output_dir=str(run_dir / "hf"), per_device_train_batch_size=h["batch_size"],
-        per_device_eval_batch_size=64, learning_rate=h["learning_rate"], num_train_epochs=epochs,
-        warmup_ratio=h["warmup_ratio"], weight_decay=h["weight_decay"], seed=h["seed"],
-        save_strategy="no", report_to=[], disable_tqdm=True,
+        output_dir=str(run_dir / "hf"),
+        per_device_train_batch_size=h["batch_size"],
+        per_device_eval_batch_size=64,
+        learning_rate=h["learning_rate"],
+        num_train_epochs=epochs,
+        warmup_ratio=h["warmup_ratio"],
+        weight_decay=h["weight_decay"],
+        seed=h["seed"],
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
     )
     trainer = Trainer(model=model, args=args, train_dataset=train, processing_class=tok)
     start = time.perf_counter()
@@ -97,8 +125,12 @@ def run_hf_trainer(run_dir: Path, epochs: float) -> dict:
     pred = trainer.predict(val.remove_columns(["text"]))
     acc = float((np.argmax(pred.predictions, -1) == pred.label_ids).mean())
     real_tokens = sum(len(x) for x in train["input_ids"]) * epochs
-    return {"tokens_per_s": real_tokens / seconds, "train_seconds": seconds, "peak_memory_mb": _peak_mb(),
-            "val_accuracy": acc}
+    return {
+        "tokens_per_s": real_tokens / seconds,
+        "train_seconds": seconds,
+        "peak_memory_mb": _peak_mb(),
+        "val_accuracy": acc,
+    }
 
 
 def _peak_mb() -> float:
@@ -122,17 +154,34 @@ def main() -> None:
         results = {}
         for side in ("hf", "tunelab"):  # the named baseline first
             out = subprocess.run(
-                [sys.executable, __file__, "--side", side, "--run-dir", str(run_dir), "--epochs", str(args.epochs)],
-                capture_output=True, text=True, check=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--side",
+                    side,
+                    "--run-dir",
+                    str(run_dir),
+                    "--epochs",
+                    str(args.epochs),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
-            results[side] = json.loads(line[len("RESULT "):])
+            results[side] = json.loads(line[len("RESULT ") :])
     hf, tl = results["hf"], results["tunelab"]
-    print(f"\nMiniLM full fine-tune, {args.train_rows} Rotten Tomatoes rows, {args.epochs} epoch(s), "
-          f"hyperparameters {HPARAMS}")
+    print(
+        f"\nMiniLM full fine-tune, {args.train_rows} Rotten Tomatoes rows, {args.epochs} epoch(s), "
+        f"hyperparameters {HPARAMS}"
+    )
     print(f"{'':<22}{'HF Trainer (default)':>22}{'tunelab':>14}{'ratio':>9}")
-    for key, fmt in (("tokens_per_s", "{:,.0f}"), ("train_seconds", "{:.1f}"), ("peak_memory_mb", "{:,.0f}"),
-                     ("val_accuracy", "{:.4f}")):
+    for key, fmt in (
+        ("tokens_per_s", "{:,.0f}"),
+        ("train_seconds", "{:.1f}"),
+        ("peak_memory_mb", "{:,.0f}"),
+        ("val_accuracy", "{:.4f}"),
+    ):
         ratio = tl[key] / hf[key] if hf[key] else float("nan")
         print(f"{key:<22}{fmt.format(hf[key]):>22}{fmt.format(tl[key]):>14}{ratio:>8.2f}x")
 

@@ -42,14 +42,20 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-
 def classification_recipe(model_dir: Path, data: Path, out: Path, **train) -> dict:
     return {
         "run": {"name": "cls", "output_dir": str(out), "seed": 7},
         "task": "classification",
         "data": {"sources": [{"path": str(data)}]},
         "model": {"name": str(model_dir), "max_length": 32},
-        "train": {"epochs": 8, "batch_size": 16, "learning_rate": 3e-3, "eval_every": 12, "log_every": 4, **train},
+        "train": {
+            "epochs": 8,
+            "batch_size": 16,
+            "learning_rate": 3e-3,
+            "eval_every": 12,
+            "log_every": 4,
+            **train,
+        },
         "evaluate": {"bootstrap_samples": 50},
     }
 
@@ -59,8 +65,11 @@ def sft_recipe(model_dir: Path, data: Path, out: Path, **train) -> dict:
         "run": {"name": "sft", "output_dir": str(out), "seed": 7},
         "task": "sft",
         "data": {"sources": [{"path": str(data)}], "split": {"stratify": False}},
-        "model": {"name": str(model_dir), "max_length": 64,
-                  "adapter": {"method": "lora", "r": 4, "alpha": 8, "target_modules": "all-linear"}},
+        "model": {
+            "name": str(model_dir),
+            "max_length": 64,
+            "adapter": {"method": "lora", "r": 4, "alpha": 8, "target_modules": "all-linear"},
+        },
         "train": {"epochs": 6, "batch_size": 8, "learning_rate": 2e-2, "eval_every": 16, **train},
         "evaluate": {"bootstrap_samples": 50, "generate_examples": 4, "max_new_tokens": 6},
     }

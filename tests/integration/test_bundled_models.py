@@ -32,10 +32,16 @@ def test_quickstart_reaches_080_test_accuracy(tmp_path):
 
 def test_sft_quickstart_lowers_perplexity_and_saves_an_adapter(tmp_path):
     """SmolLM2 + LoRA on chatterbot pairs, shortened to a few dozen steps for the test suite."""
-    recipe = load_recipe(ROOT / "configs/sft-quickstart.yaml", [
-        f"run.output_dir={tmp_path}", "train.max_steps=40", "evaluate.max_examples=80",
-        "evaluate.generate_examples=4", "evaluate.bootstrap_samples=200",
-    ])
+    recipe = load_recipe(
+        ROOT / "configs/sft-quickstart.yaml",
+        [
+            f"run.output_dir={tmp_path}",
+            "train.max_steps=40",
+            "evaluate.max_examples=80",
+            "evaluate.generate_examples=4",
+            "evaluate.bootstrap_samples=200",
+        ],
+    )
     run_pipeline(recipe)
     run = recipe.run_dir_path()
     ppl = json.loads((run / "metrics/comparison.json").read_text())["metrics"]["perplexity"]

@@ -27,13 +27,23 @@ def finished_run(tiny_bert, tmp_path_factory):
 def test_run_directory_has_every_artifact(finished_run):
     _, run, results = finished_run
     assert [r.stage for r in results] == ["data", "train", "evaluate"]
-    for rel in ("recipe.yaml", "manifest.json", "data/train.jsonl", "data/labels.json", "model/config.json",
-                "model/model.safetensors", "metrics/train_log.jsonl", "metrics/eval.json",
-                "metrics/comparison.json"):
+    for rel in (
+        "recipe.yaml",
+        "manifest.json",
+        "data/train.jsonl",
+        "data/labels.json",
+        "model/config.json",
+        "model/model.safetensors",
+        "metrics/train_log.jsonl",
+        "metrics/eval.json",
+        "metrics/comparison.json",
+    ):
         assert (run / rel).is_file(), rel
     manifest = json.loads((run / "manifest.json").read_text())
     assert {s: v["status"] for s, v in manifest["stages"].items()} == {
-        "data": "done", "train": "done", "evaluate": "done"
+        "data": "done",
+        "train": "done",
+        "evaluate": "done",
     }
     assert manifest["seed"] == 7 and manifest["environment"]["versions"]["torch"]
     assert not list(run.rglob("*.tmp")), "no temporary files left behind"
@@ -61,16 +71,21 @@ def test_plain_transformers_loads_the_model_and_agrees(finished_run, tmp_path):
     script = f"""
 import json, sys, torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
-tok = AutoTokenizer.from_pretrained({str(run / 'model')!r})
-model = AutoModelForSequenceClassification.from_pretrained({str(run / 'model')!r}).eval()
+tok = AutoTokenizer.from_pretrained({str(run / "model")!r})
+model = AutoModelForSequenceClassification.from_pretrained({str(run / "model")!r}).eval()
 texts = json.loads(sys.stdin.read())
 with torch.no_grad():
     enc = tok(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
     print(json.dumps(model(**enc).logits.tolist()))
 assert "tunelab" not in sys.modules
 """
-    out = subprocess.run([sys.executable, "-c", script], input=json.dumps([r["text"] for r in rows]),
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps([r["text"] for r in rows]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     plain = torch.tensor(json.loads(out.stdout.strip().splitlines()[-1]))
 
     from tunelab.runs import RunDir
@@ -81,6 +96,8 @@ assert "tunelab" not in sys.modules
     labels = load_labels(RunDir(run), recipe)
     model, tok = task.load_tuned(run / "model", recipe, labels)
     with torch.no_grad():
-        enc = tok([r["text"] for r in rows], padding=True, truncation=True, max_length=32, return_tensors="pt")
+        enc = tok(
+            [r["text"] for r in rows], padding=True, truncation=True, max_length=32, return_tensors="pt"
+        )
         ours = model(**enc).logits
     torch.testing.assert_close(ours, plain, atol=1e-5, rtol=1e-4)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from tests.helpers import classification_recipe, sentiment_rows, write_jsonl
 
 # Two processes average two half-batch gradients where one process takes the mean over the whole
@@ -43,8 +42,10 @@ def _losses(run: Path) -> list[float]:
     return [e["loss"] for e in log if "loss" in e]
 
 
-@pytest.mark.skipif(shutil.which("accelerate") is None and not Path(sys.executable).with_name("accelerate").exists(),
-                    reason="accelerate CLI not installed")
+@pytest.mark.skipif(
+    shutil.which("accelerate") is None and not Path(sys.executable).with_name("accelerate").exists(),
+    reason="accelerate CLI not installed",
+)
 def test_two_cpu_processes_match_one(tiny_bert, tmp_path):
     model = _no_dropout_copy(tiny_bert, tmp_path / "model")
     data = write_jsonl(tmp_path / "reviews.jsonl", sentiment_rows(240))
@@ -55,16 +56,43 @@ def test_two_cpu_processes_match_one(tiny_bert, tmp_path):
         raw["run"]["name"] = name
         paths[name] = tmp_path / f"{name}.yaml"
         paths[name].write_text(yaml.safe_dump(raw))
-        subprocess.run([sys.executable, "-m", "tunelab.cli.main", "data", str(paths[name])], env=env, check=True,
-                       capture_output=True)
-    subprocess.run([sys.executable, "-m", "tunelab.cli.main", "train", str(paths["single"])], env=env, check=True,
-                   capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "tunelab.cli.main", "data", str(paths[name])],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    subprocess.run(
+        [sys.executable, "-m", "tunelab.cli.main", "train", str(paths["single"])],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     accelerate = str(Path(sys.executable).with_name("accelerate"))
     out = subprocess.run(
-        [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-         "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
-         "-m", "tunelab.cli.main", "train", str(paths["ddp"])],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            accelerate,
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(_free_port()),
+            "-m",
+            "tunelab.cli.main",
+            "train",
+            str(paths["ddp"]),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     single, ddp = _losses(tmp_path / "single"), _losses(tmp_path / "ddp")

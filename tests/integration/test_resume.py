@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 import yaml
 from safetensors.torch import load_file
-
 from tests.helpers import classification_recipe, sentiment_rows, write_jsonl
 
 # Same machine, same thread count, same seed: CPU kernels are deterministic, so we expect
@@ -23,8 +22,13 @@ TOLERANCE = 1e-6
 
 def _tunelab(*args: str) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen([sys.executable, "-m", "tunelab.cli.main", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tunelab.cli.main", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _recipe(tiny_bert: Path, data: Path, out: Path, name: str) -> Path:
@@ -61,8 +65,9 @@ def test_killed_then_resumed_matches_uninterrupted(tiny_bert, tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (tmp_path / "killed" / "model" / "tunelab_model.json").exists(), "no final model after a kill"
-    state = json.loads(next(iter(sorted(ckpts.glob("step-*"))))
-                       .joinpath("trainer_state.json").read_text())["trainer"]
+    state = json.loads(next(iter(sorted(ckpts.glob("step-*")))).joinpath("trainer_state.json").read_text())[
+        "trainer"
+    ]
     assert 0 < state["global_step"] < 150
 
     _finish(_tunelab("train", str(killed), "--resume"))

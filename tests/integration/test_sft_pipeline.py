@@ -49,15 +49,18 @@ def test_adapter_is_saved_and_loads_with_plain_peft(finished_run):
     script = f"""
 import json, sys, torch
 from peft import AutoPeftModelForCausalLM
-model = AutoPeftModelForCausalLM.from_pretrained({str(run / 'model')!r}).eval()
+model = AutoPeftModelForCausalLM.from_pretrained({str(run / "model")!r}).eval()
 batch = json.loads(sys.stdin.read())
 with torch.no_grad():
-    out = model(input_ids=torch.tensor(batch["input_ids"]), attention_mask=torch.tensor(batch["attention_mask"]))
+    ids, mask = torch.tensor(batch["input_ids"]), torch.tensor(batch["attention_mask"])
+    out = model(input_ids=ids, attention_mask=mask)
 print(json.dumps(out.logits.tolist()))
 assert "tunelab" not in sys.modules
 """
     payload = json.dumps({k: batch[k].tolist() for k in ("input_ids", "attention_mask")})
-    out = subprocess.run([sys.executable, "-c", script], input=payload, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script], input=payload, capture_output=True, text=True, check=True
+    )
     plain = torch.tensor(json.loads(out.stdout.strip().splitlines()[-1]))
     torch.testing.assert_close(ours, plain, atol=1e-5, rtol=1e-4)
 

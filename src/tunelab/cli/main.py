@@ -15,7 +15,15 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for verb in (stages.run, stages.data, stages.train, stages.evaluate, recipes.validate, recipes.init, recipes.models):
+for verb in (
+    stages.run,
+    stages.data,
+    stages.train,
+    stages.evaluate,
+    recipes.validate,
+    recipes.init,
+    recipes.models,
+):
     app.command(verb.__name__)(verb)
 app.command("tune")(search.tune)
 app.command("rank-models")(search.rank_models)

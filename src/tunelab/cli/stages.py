@@ -12,7 +12,9 @@ ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue training fro
 
 
 @friendly
-def run(recipe: RecipeArg, overrides: OverridesArg = None, force: ForceOpt = False, resume: ResumeOpt = False):
+def run(
+    recipe: RecipeArg, overrides: OverridesArg = None, force: ForceOpt = False, resume: ResumeOpt = False
+):
     """Run every stage the recipe enables: data -> train -> evaluate."""
     from tunelab.pipeline import run_pipeline
 
@@ -29,7 +31,9 @@ def data(recipe: RecipeArg, overrides: OverridesArg = None, force: ForceOpt = Fa
 
 
 @friendly
-def train(recipe: RecipeArg, overrides: OverridesArg = None, force: ForceOpt = False, resume: ResumeOpt = False):
+def train(
+    recipe: RecipeArg, overrides: OverridesArg = None, force: ForceOpt = False, resume: ResumeOpt = False
+):
     """Fine-tune the model on the run's prepared data."""
     _one("train", recipe, overrides, force, resume)
 

@@ -18,8 +18,12 @@ def generate_answers(
     try:
         for start in tqdm(range(0, len(conversations), batch_size), desc="generate", leave=False):
             chunk = conversations[start : start + batch_size]
-            texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chunk]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            texts = [
+                tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chunk
+            ]
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                model.device
+            )
             gen = model.generate(
                 **enc,
                 max_new_tokens=max_new_tokens,
@@ -27,7 +31,8 @@ def generate_answers(
                 pad_token_id=tokenizer.pad_token_id,
             )
             out.extend(
-                tokenizer.decode(g[enc["input_ids"].shape[1] :], skip_special_tokens=True).strip() for g in gen
+                tokenizer.decode(g[enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+                for g in gen
             )
     finally:
         tokenizer.padding_side = side

@@ -23,11 +23,17 @@ def run(recipe: Recipe, run_dir: RunDir, force: bool = False) -> StageResult:
     """Write ``metrics/eval.json`` (tuned) and ``metrics/comparison.json`` (base vs tuned)."""
     ev = recipe.evaluate
     model_info = run_dir.require(f"model/{MODEL_INFO}", "train")
-    inputs = [split_path(run_dir, ev.split), model_info, run_dir.model / "adapter_model.safetensors",
-              run_dir.model / "model.safetensors"]
+    inputs = [
+        split_path(run_dir, ev.split),
+        model_info,
+        run_dir.model / "adapter_model.safetensors",
+        run_dir.model / "model.safetensors",
+    ]
     fp = fingerprint(recipe, ("task", "model", "evaluate", "run"), inputs)
     if not force and run_dir.is_done("evaluate", fp) and (run_dir.metrics / "comparison.json").is_file():
-        return StageResult("evaluate", skipped=True, artifacts=["metrics/eval.json", "metrics/comparison.json"])
+        return StageResult(
+            "evaluate", skipped=True, artifacts=["metrics/eval.json", "metrics/comparison.json"]
+        )
     task = get_task(recipe.task)
     labels = load_labels(run_dir, recipe)
     rows = load_split(run_dir, ev.split)[: ev.max_examples]
@@ -48,8 +54,11 @@ def run(recipe: Recipe, run_dir: RunDir, force: bool = False) -> StageResult:
         else:
             comparison["tuned"] = headline(recipe.task, tuned_metrics)
         atomic_write_json(run_dir.metrics / "comparison.json", comparison)
-    return StageResult("evaluate", metrics=headline(recipe.task, tuned_metrics),
-                       artifacts=["metrics/eval.json", "metrics/comparison.json"])
+    return StageResult(
+        "evaluate",
+        metrics=headline(recipe.task, tuned_metrics),
+        artifacts=["metrics/eval.json", "metrics/comparison.json"],
+    )
 
 
 def headline(task: str, metrics: dict[str, Any]) -> dict[str, Any]:

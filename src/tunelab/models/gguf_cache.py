@@ -22,7 +22,9 @@ def converted_gguf_folder(gguf_file: Path, target: Path) -> Path:
     try:
         import gguf  # noqa: F401  (transformers needs it to read GGUF)
     except ImportError as exc:
-        raise ImportError("reading the bundled GGUF model needs the 'gguf' package: pip install gguf") from exc
+        raise ImportError(
+            "reading the bundled GGUF model needs the 'gguf' package: pip install gguf"
+        ) from exc
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

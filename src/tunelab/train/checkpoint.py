@@ -59,7 +59,11 @@ def save_checkpoint(folder: Path, model, optimizer, scheduler, state: TrainerSta
     with atomic_dir(target) as tmp:
         save_file(trainable_state(model), str(tmp / WEIGHTS))
         torch.save(
-            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()},
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+            },
             tmp / OPTIM,
         )
         rng = {"python": _py_state(random.getstate()), "numpy": _np_state(np.random.get_state())}

@@ -8,8 +8,11 @@ from tunelab.cli.main import main
 
 
 def _recipe(tmp_path, data_path, **extra) -> str:
-    raw = {"run": {"name": "r", "output_dir": str(tmp_path / "runs")},
-           "data": {"sources": [{"path": str(data_path)}]}, **extra}
+    raw = {
+        "run": {"name": "r", "output_dir": str(tmp_path / "runs")},
+        "data": {"sources": [{"path": str(data_path)}]},
+        **extra,
+    }
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(raw))
     return str(path)
