@@ -5,9 +5,11 @@ Both sides fine-tune the bundled SmolLM2-135M-Instruct with the LoRA adapter of
 example once), and are scored on the same validation rows. Without packing, batches are length-grouped
 and padded (tunelab's default); with ``train.packing`` whole examples share rows of ``model.max_length``
 tokens, so there is almost no padding and a step carries more examples. Each side runs in its own
-process. Tokens/s counts real (non-padding) tokens in training steps only.
+process. Tokens/s counts real (non-padding) tokens in training steps only; ``padding_share`` is the
+share of the tokens the model ran on that were padding. ``--max-steps`` caps both sides at the same
+number of steps instead (then the packed side sees more examples).
 
-    python benchmarks/packing.py [--train-rows 160] [--val-rows 48] [--batch-size 8] [--max-steps N]
+    python benchmarks/packing.py [--train-rows 96] [--val-rows 32] [--batch-size 8] [--max-steps N]
 """
 
 from __future__ import annotations
@@ -37,13 +39,32 @@ def prepare(workdir: Path, train_rows: int, val_rows: int) -> Path:
     return recipe.run_dir_path()
 
 
+def padding_share(recipe, run_dir: Path, steps: int) -> float:
+    """Share of padding in the batches the loop ran (rebuilt from the same features and batch order)."""
+    from tunelab.models.resolve import load_tokenizer
+    from tunelab.runs import read_jsonl
+    from tunelab.tasks import get_task
+    from tunelab.train.batching import epoch_batches
+
+    task, cfg = get_task("sft"), recipe.train
+    feats = task.encode(read_jsonl(run_dir / "data/train.jsonl"), load_tokenizer(recipe.model), recipe)
+    if cfg.packing:
+        feats = task.pack(feats, recipe.model.max_length)
+    lengths = [len(f["input_ids"]) for f in feats]
+    batches = epoch_batches(lengths, cfg.batch_size, recipe.run.seed, 0, cfg.group_by_length)
+    ran = batches[: steps * cfg.grad_accum]
+    real = sum(lengths[i] for b in ran for i in b)
+    return 1 - real / sum(len(b) * max(lengths[i] for i in b) for b in ran)
+
+
 def run_side(run_dir: Path, packing: bool, batch_size: int, max_steps: int | None) -> dict:
     from tunelab.config import load_recipe
     from tunelab.pipeline import run_stage
 
     overrides = [
-        f"run.output_dir={run_dir.parent}", f"run.name={run_dir.name}", f"train.packing={str(packing).lower()}",
-        f"train.batch_size={batch_size}", "train.epochs=1", "train.eval_every=1000000", "train.log_every=1000000",
+        f"run.output_dir={run_dir.parent}", f"run.name={run_dir.name}",
+        f"train.packing={str(packing).lower()}", f"train.batch_size={batch_size}", "train.epochs=1",
+        "train.eval_every=1000000", "train.log_every=1000000",  # one validation, at the end
     ]
     if max_steps:
         overrides.append(f"train.max_steps={max_steps}")
@@ -51,15 +72,17 @@ def run_side(run_dir: Path, packing: bool, batch_size: int, max_steps: int | Non
     m = run_stage("train", recipe, force=True).metrics
     return {"examples": m["train_examples"], "rows": m["train_rows"], "steps": m["steps"],
             "fit_seconds": m["seconds"], "tokens_per_s": m["train_tokens_per_s"],
+            "padding_share": padding_share(recipe, run_dir, m["steps"]),
             "val_loss": m["final_validation"]["loss"], "val_perplexity": m["final_validation"]["perplexity"]}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--train-rows", type=int, default=160)
-    ap.add_argument("--val-rows", type=int, default=48)
+    ap.add_argument("--train-rows", type=int, default=96)
+    ap.add_argument("--val-rows", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=8, help="rows per batch (packed rows with packing)")
-    ap.add_argument("--max-steps", type=int, default=None, help="cap each side (then they see different data)")
+    ap.add_argument("--max-steps", type=int, default=None,
+                    help="cap each side at this many steps (then they see different data)")
     ap.add_argument("--side", choices=["plain", "packed"], help=argparse.SUPPRESS)
     ap.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -82,12 +105,14 @@ def main() -> None:
             line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
             results[side] = json.loads(line[len("RESULT "):])
     plain, packed = results["plain"], results["packed"]
-    print(f"\nSFT SmolLM2-135M-Instruct + LoRA (r=16), chatterbot: {args.train_rows} train rows, 1 epoch, "
+    span = f"max {args.max_steps} steps" if args.max_steps else "1 epoch"
+    print(f"\nSFT SmolLM2-135M-Instruct + LoRA (r=16), chatterbot: {args.train_rows} train rows, {span}, "
           f"{args.val_rows} validation rows, batch {args.batch_size} rows, max_length 128, "
           f"torch threads {_threads()}")
     print(f"{'':<18}{'no packing':>14}{'packing':>14}{'ratio':>9}")
     for key, fmt in (("examples", "{:,}"), ("rows", "{:,}"), ("steps", "{:,}"), ("fit_seconds", "{:.1f}"),
-                     ("tokens_per_s", "{:,.0f}"), ("val_loss", "{:.4f}"), ("val_perplexity", "{:.2f}")):
+                     ("tokens_per_s", "{:,.0f}"), ("padding_share", "{:.1%}"), ("val_loss", "{:.4f}"),
+                     ("val_perplexity", "{:.2f}")):
         ratio = packed[key] / plain[key] if plain[key] else float("nan")
         print(f"{key:<18}{fmt.format(plain[key]):>14}{fmt.format(packed[key]):>14}{ratio:>8.2f}x")
 

@@ -11,6 +11,7 @@ peak resident memory and the final validation accuracy, side by side.
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import os
 import resource
@@ -111,7 +112,7 @@ def run_hf_trainer(run_dir: Path, epochs: float) -> dict:
         per_device_eval_batch_size=64,
         learning_rate=h["learning_rate"],
         num_train_epochs=epochs,
-        warmup_ratio=h["warmup_ratio"],
+        warmup_steps=int(h["warmup_ratio"] * math.ceil(len(train) / h["batch_size"]) * epochs),
         weight_decay=h["weight_decay"],
         seed=h["seed"],
         save_strategy="no",

@@ -19,7 +19,7 @@ STRATEGIES = [
 
 def test_classification_recipe_with_every_strategy(tiny_bert, tmp_path):
     data = write_jsonl(tmp_path / "reviews.jsonl", sentiment_rows(200))
-    raw = classification_recipe(tiny_bert, data, tmp_path / "runs", epochs=4, eval_every=10,
+    raw = classification_recipe(tiny_bert, data, tmp_path / "runs", epochs=6, eval_every=10,
                                 learning_rate=6e-3,
                                 loss={"name": "focal", "gamma": 2.0}, strategies=STRATEGIES)
     raw["model"].update(head={"type": "mlp", "pooling": "mean"}, dropout={"hidden": 0.05})
@@ -28,7 +28,7 @@ def test_classification_recipe_with_every_strategy(tiny_bert, tmp_path):
     run_pipeline(recipe)
     run = recipe.run_dir_path()
     summary = json.loads((run / "metrics/train_summary.json").read_text())
-    assert summary["best_metric"]["accuracy"] >= 0.8
+    assert summary["best_metric"]["accuracy"] >= 0.9
     ev = json.loads((run / "metrics/eval.json").read_text())
     assert ev["accuracy"]["value"] >= 0.8, "the saved tunelab head reloads and scores the test split"
     assert (run / "model/tunelab_head.json").is_file()

@@ -91,6 +91,7 @@ class Task(ABC):
             "base_model": base_path,
             "model_name": recipe.model.name,
             "adapter": recipe.model.adapter.method,
+            "head": recipe.model.head.type,  # a tunelab head (not "auto") needs tunelab to reload
             "labels": labels,
             "max_length": recipe.model.max_length,
         }
