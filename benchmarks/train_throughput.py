@@ -11,8 +11,8 @@ peak resident memory and the final validation accuracy, side by side.
 from __future__ import annotations
 
 import argparse
-import math
 import json
+import math
 import os
 import resource
 import subprocess

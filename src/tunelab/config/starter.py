@@ -28,6 +28,9 @@ model:
     alpha: 16
     dropout: 0.05
     target_modules: all-linear
+  # head: {type: mlp, pooling: mean, dropout: 0.1}   # default: the model's own transformers head
+  # freeze: {embeddings: true, layers: 2}             # freeze embeddings and the first N layers
+  # dropout: {hidden: 0.1, attention: 0.1}            # override the model's dropout rates
   trust_remote_code: false
   allow_pickle: false     # safetensors only unless true
 
@@ -43,6 +46,12 @@ train:
   precision: auto         # auto picks bf16 only where the hardware runs it fast
   group_by_length: true   # batch similar lengths together: less padding, same results
   metric_for_best: accuracy
+  # loss: {name: focal, gamma: 2.0}     # cross_entropy | class_weighted | label_smoothing | focal | mse
+  # strategies:                          # each acts on the training loop
+  #   - {name: curriculum, difficulty: length, pacing: competence}
+  #   - {name: gradual_unfreezing, every: epoch}
+  #   - {name: layerwise_lr, decay: 0.9}
+  #   - {name: early_stopping, patience: 2, metric: accuracy}
 
 evaluate:
   split: test

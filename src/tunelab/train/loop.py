@@ -69,10 +69,14 @@ def fit(
         torch.set_num_threads(cfg.num_threads)
     probe = Accelerator(cpu=not torch.cuda.is_available())
     precision = choose_precision(cfg.precision, probe.device)
-    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="bf16" if precision == "bf16" else "no")
+    acc = Accelerator(
+        cpu=not torch.cuda.is_available(), mixed_precision="bf16" if precision == "bf16" else "no"
+    )
     lengths = [len(f["input_ids"]) for f in train_features]
     global_batch = cfg.batch_size * acc.num_processes
-    per_epoch = len(shard(epoch_batches(lengths, global_batch, seed, 0, False), acc.process_index, acc.num_processes))
+    per_epoch = len(
+        shard(epoch_batches(lengths, global_batch, seed, 0, False), acc.process_index, acc.num_processes)
+    )
     if per_epoch == 0:
         raise ValueError(f"no training batches: {len(train_features)} rows, batch_size {cfg.batch_size}")
     steps_per_epoch = math.ceil(per_epoch / cfg.grad_accum)
@@ -110,8 +114,15 @@ def fit(
             with log_path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry) + "\n")
 
-    bar = tqdm(total=total, initial=state.global_step, desc="train", unit="step",
-               disable=not acc.is_main_process, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        initial=state.global_step,
+        desc="train",
+        unit="step",
+        disable=not acc.is_main_process,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     start, run_tokens, window_loss, window_n = time.perf_counter(), 0, 0.0, 0
     train_seconds = 0.0  # time in training steps only, for an honest tokens/s
     last_val: dict[str, float] = {}
@@ -130,13 +141,20 @@ def fit(
             group = batches[i : i + cfg.grad_accum]
             step_loss = 0.0
             for j, idx in enumerate(group):
-                batch = {k: v.to(acc.device) for k, v in task.collate([train_features[k] for k in idx], tokenizer).items()}
+                batch = {
+                    k: v.to(acc.device)
+                    for k, v in task.collate([train_features[k] for k in idx], tokenizer).items()
+                }
                 sync = contextlib.nullcontext() if j == len(group) - 1 else acc.no_sync(model)
                 with sync, acc.autocast():
                     loss = task.loss(model, batch) / len(group)
                     acc.backward(loss)
                 step_loss += loss.item()
-                run_tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
+                run_tokens += (
+                    int(batch["attention_mask"].sum())
+                    if "attention_mask" in batch
+                    else batch["input_ids"].numel()
+                )
             if cfg.max_grad_norm:
                 acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
@@ -155,8 +173,15 @@ def fit(
             for cb in plan.callbacks:
                 cb.on_step_end(ctx, step_loss)
             if state.global_step % cfg.log_every == 0 or state.global_step == total:
-                log({"step": state.global_step, "epoch": round(state.epoch + i / len(batches), 4),
-                     "loss": window_loss / window_n, "lr": scheduler.get_last_lr()[0], "tokens_per_s": tps})
+                log(
+                    {
+                        "step": state.global_step,
+                        "epoch": round(state.epoch + i / len(batches), 4),
+                        "loss": window_loss / window_n,
+                        "lr": scheduler.get_last_lr()[0],
+                        "tokens_per_s": tps,
+                    }
+                )
                 window_loss, window_n = 0.0, 0
             if state.global_step % eval_every == 0 or state.global_step == total:
                 last_val = validate()
@@ -164,7 +189,9 @@ def fit(
                 for cb in plan.callbacks:
                     cb.on_evaluate(ctx, last_val)
                 value = last_val[metric]
-                if state.best_metric is None or (value > state.best_metric if higher else value < state.best_metric):
+                if state.best_metric is None or (
+                    value > state.best_metric if higher else value < state.best_metric
+                ):
                     state.best_metric, state.best_step = value, state.global_step
                     if acc.is_main_process:
                         save_best(checkpoints, raw)
