@@ -6,6 +6,41 @@ import json
 import random
 from pathlib import Path
 
+# Adjectives for distinct synthetic reviews (random picks make near-duplicates unlikely).
+REVIEW_WORDS = [
+    "grand",
+    "dull",
+    "witty",
+    "slow",
+    "tender",
+    "loud",
+    "sharp",
+    "flat",
+    "bright",
+    "stale",
+    "moving",
+    "clumsy",
+    "gentle",
+    "brutal",
+    "warm",
+    "cold",
+    "clever",
+    "silly",
+    "long",
+    "brief",
+    "honest",
+    "fake",
+    "bold",
+    "timid",
+    "lush",
+    "bare",
+    "noisy",
+    "quiet",
+    "rich",
+    "thin",
+    "fresh",
+    "tired",
+]
 POS = ["great", "wonderful", "moving", "brilliant", "funny", "charming", "superb", "delightful"]
 NEG = ["dull", "awful", "boring", "tedious", "clumsy", "bland", "messy", "lifeless"]
 FILLER = ["the", "film", "movie", "story", "cast", "plot", "is", "was", "a", "really", "quite", "and"]

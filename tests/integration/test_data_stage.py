@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers import REVIEW_WORDS
 
 from tunelab.config import validate_recipe
 from tunelab.data import stage
@@ -39,40 +40,7 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def reviews(n: int = 60) -> list[dict[str, Any]]:
     """Distinct short reviews (random word choices, so no two are near-duplicates)."""
-    words = [
-        "grand",
-        "dull",
-        "witty",
-        "slow",
-        "tender",
-        "loud",
-        "sharp",
-        "flat",
-        "bright",
-        "stale",
-        "moving",
-        "clumsy",
-        "gentle",
-        "brutal",
-        "warm",
-        "cold",
-        "clever",
-        "silly",
-        "long",
-        "brief",
-        "honest",
-        "fake",
-        "bold",
-        "timid",
-        "lush",
-        "bare",
-        "noisy",
-        "quiet",
-        "rich",
-        "thin",
-        "fresh",
-        "tired",
-    ]
+    words = REVIEW_WORDS
     out = []
     for i in range(n):
         rng = random.Random(i)

@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tests.helpers import REVIEW_WORDS
 
 from tunelab.config import validate_recipe
 from tunelab.data import stage
@@ -19,40 +20,7 @@ from tunelab.runs import RunDir, read_jsonl
 TEXT_FOLDER = Path(__file__).resolve().parents[2] / "data" / "text_folder"
 
 
-WORDS = [
-    "grand",
-    "dull",
-    "witty",
-    "slow",
-    "tender",
-    "loud",
-    "sharp",
-    "flat",
-    "bright",
-    "stale",
-    "moving",
-    "clumsy",
-    "gentle",
-    "brutal",
-    "warm",
-    "cold",
-    "clever",
-    "silly",
-    "long",
-    "brief",
-    "honest",
-    "fake",
-    "bold",
-    "timid",
-    "lush",
-    "bare",
-    "noisy",
-    "quiet",
-    "rich",
-    "thin",
-    "fresh",
-    "tired",
-]
+WORDS = REVIEW_WORDS
 
 
 def rows_of(n: int, prefix: str) -> list[dict[str, Any]]:
