@@ -58,6 +58,15 @@ def test_tuned_model_beats_base(finished_run):
     ev = json.loads((run / "metrics/eval.json").read_text())
     assert ev["accuracy"]["low"] <= ev["accuracy"]["value"] <= ev["accuracy"]["high"]
     assert set(ev["per_class"]) == {"neg", "pos"}
+    assert "per_example" not in ev, "per-example figures live in predictions.jsonl"
+    gain = comparison["paired_difference"]["accuracy"]
+    assert gain["value"] == pytest.approx(acc["tuned"]["value"] - acc["base"]["value"])
+    assert gain["low"] <= gain["value"] <= gain["high"] and gain["prob_b_better"] > 0.95
+    preds = read_jsonl(run / "metrics/predictions.jsonl")
+    assert len(preds) == ev["n_examples"]
+    assert sum(p["predicted"] == p["label"] for p in preds) / len(preds) == pytest.approx(
+        acc["tuned"]["value"]
+    )
 
 
 def test_second_run_skips_current_stages(finished_run):

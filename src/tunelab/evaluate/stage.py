@@ -7,7 +7,8 @@ from typing import Any
 from transformers import set_seed
 
 from tunelab.config import Recipe
-from tunelab.runs import RunDir, StageResult, atomic_write_json
+from tunelab.evaluate.bootstrap import paired_bootstrap_classification
+from tunelab.runs import RunDir, StageResult, atomic_write_json, atomic_write_jsonl
 from tunelab.stages import fingerprint, load_labels, load_split, split_path
 from tunelab.tasks import get_task
 from tunelab.tasks.base import MODEL_INFO
@@ -42,13 +43,30 @@ def run(recipe: Recipe, run_dir: RunDir, force: bool = False) -> StageResult:
         tuned, tokenizer = task.load_tuned(run_dir.model, recipe, labels)
         tuned_metrics = task.evaluate(tuned, tokenizer, rows, recipe, labels)
         del tuned
+        tuned_examples = tuned_metrics.pop("per_example", None)
         atomic_write_json(run_dir.metrics / "eval.json", {"split": ev.split, **tuned_metrics})
+        if tuned_examples is not None:
+            atomic_write_jsonl(
+                run_dir.metrics / "predictions.jsonl", prediction_rows(rows, tuned_examples, labels)
+            )
         comparison: dict[str, Any] = {"split": ev.split, "n_examples": len(rows)}
         if ev.compare_base:
             set_seed(recipe.run.seed)
             base, base_tok = task.load_base(recipe, labels)
             base_metrics = task.evaluate(base, base_tok, rows, recipe, labels)
+            base_examples = base_metrics.pop("per_example", None)
             comparison.update(compare(recipe.task, base_metrics, tuned_metrics))
+            if base_examples is not None and tuned_examples is not None:
+                # Both models scored the same rows: a paired bootstrap gives the gain its own interval.
+                comparison["paired_difference"] = paired_bootstrap_classification(
+                    base_examples["gold"],
+                    base_examples["pred"],
+                    tuned_examples["pred"],
+                    len(labels),
+                    n_samples=ev.bootstrap_samples,
+                    confidence=ev.confidence,
+                    seed=recipe.run.seed,
+                )
             if recipe.task == "classification":
                 comparison["note"] = "base = the pretrained encoder with a new, untrained head (chance level)"
         else:
@@ -59,6 +77,14 @@ def run(recipe: Recipe, run_dir: RunDir, force: bool = False) -> StageResult:
         metrics=headline(recipe.task, tuned_metrics),
         artifacts=["metrics/eval.json", "metrics/comparison.json"],
     )
+
+
+def prediction_rows(rows: list[dict[str, Any]], examples: dict[str, list], labels) -> list[dict[str, Any]]:
+    """One line per test row: the text, the gold label, the prediction and its probability."""
+    return [
+        {"text": r["text"], "label": r["label"], "predicted": labels[p], "probability": round(prob, 6)}
+        for r, p, prob in zip(rows, examples["pred"], examples["prob"], strict=True)
+    ]
 
 
 def headline(task: str, metrics: dict[str, Any]) -> dict[str, Any]:

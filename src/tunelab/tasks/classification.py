@@ -36,8 +36,12 @@ class ClassificationTask(Task):
     def load_base(self, recipe: Recipe, labels: list[str] | None):
         if not labels:
             raise ValueError("classification needs the label list (data/labels.json)")
-        return self.load_with_head(recipe, num_labels=len(labels), id2label=dict(enumerate(labels)),
-                                   label2id={lab: i for i, lab in enumerate(labels)})
+        return self.load_with_head(
+            recipe,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={lab: i for i, lab in enumerate(labels)},
+        )
 
     def load_with_head(self, recipe: Recipe, **config_overrides: Any):
         """The pretrained model with the recipe's head (``model.head``) and dropout overrides."""
@@ -148,4 +152,6 @@ class ClassificationTask(Task):
         )
         out["loss"] = loss
         out["n_examples"] = len(rows)
+        # Per-example figures for paired comparisons; the evaluate stage moves them to their own file.
+        out["per_example"] = {"gold": y.tolist(), "pred": p.argmax(-1).tolist(), "prob": p.max(-1).tolist()}
         return out

@@ -19,6 +19,8 @@ from tunelab.tasks.base import TASKS, Task
 from tunelab.tasks.loading import pretrained_config
 from tunelab.train.batching import IGNORE, pack_features
 
+NLL_ROWS = 8  # rows per forward pass when scoring
+
 
 @TASKS.register("sft")
 class SFTTask(Task):
@@ -91,8 +93,9 @@ class SFTTask(Task):
     def forward(self, model, batch: dict[str, torch.Tensor]):
         # No KV cache: nothing is generated here, and with a cache transformers ignores packing.
         if "position_ids" not in batch:
-            return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                         use_cache=False)
+            return model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+            )
         # Packed rows: no 2-D mask, so transformers masks by the restarting position_ids.
         # (``attention_mask`` stays in the batch only to count real tokens.)
         return model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False)
@@ -107,14 +110,18 @@ class SFTTask(Task):
         """Per example: (sum of answer-token NLL, answer-token count)."""
         model.eval()
         out = []
-        for batch in batches:
-            logits = self.forward(model, batch).logits
-            logits, target = logits[:, :-1].float(), batch["labels"][:, 1:]
-            nll = torch.nn.functional.cross_entropy(
-                logits.transpose(1, 2), target, ignore_index=IGNORE, reduction="none"
-            )
-            keep = target != IGNORE
-            out.extend(zip(nll.sum(1).tolist(), keep.sum(1).tolist(), strict=True))
+        for full in batches:
+            # A vocabulary-wide logit tensor per token is large (49k floats for SmolLM2): score a
+            # few rows at a time so evaluation memory does not grow with eval_batch_size.
+            for start in range(0, len(full["input_ids"]), NLL_ROWS):
+                batch = {k: v[start : start + NLL_ROWS] for k, v in full.items()}
+                logits = self.forward(model, batch).logits
+                logits, target = logits[:, :-1].float(), batch["labels"][:, 1:]
+                nll = torch.nn.functional.cross_entropy(
+                    logits.transpose(1, 2), target, ignore_index=IGNORE, reduction="none"
+                )
+                keep = target != IGNORE
+                out.extend(zip(nll.sum(1).tolist(), keep.sum(1).tolist(), strict=True))
         return out
 
     def validate(self, model, batches) -> dict[str, float]:
@@ -148,8 +155,9 @@ class SFTTask(Task):
             prompts = [r["messages"][:-1] for r in sample]
             preds = generate_answers(model, tokenizer, prompts, ev.max_new_tokens)
             refs = [r["messages"][-1]["content"] for r in sample]
-            scored = rouge_l(preds, refs, n_bootstrap=ev.bootstrap_samples, confidence=ev.confidence,
-                             seed=recipe.run.seed)
+            scored = rouge_l(
+                preds, refs, n_bootstrap=ev.bootstrap_samples, confidence=ev.confidence, seed=recipe.run.seed
+            )
             out["rouge_l"] = scored["rouge_l"]
             out["samples"] = [
                 {"prompt": r["messages"][-2]["content"], "reference": ref, "generated": p}
