@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from tqdm.auto import tqdm
 
 from tunelab.config.train import TrainConfig
@@ -67,8 +67,10 @@ def fit(
     order = plan.batch_order or epoch_batches
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    probe = Accelerator(cpu=not torch.cuda.is_available())
-    precision = choose_precision(cfg.precision, probe.device)
+    # Ask the process state (not a throwaway Accelerator: accelerate keeps one shared state, and a
+    # second Accelerator with another mixed_precision would be refused) which device we are on.
+    device = PartialState(cpu=not torch.cuda.is_available()).device
+    precision = choose_precision(cfg.precision, device)
     acc = Accelerator(
         cpu=not torch.cuda.is_available(), mixed_precision="bf16" if precision == "bf16" else "no"
     )
