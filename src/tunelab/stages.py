@@ -10,8 +10,6 @@ from typing import Any
 from tunelab.config import Recipe
 from tunelab.runs import RunDir, file_sha256, read_jsonl
 
-SPLITS = ("train", "validation", "test")
-
 
 def fingerprint(recipe: Recipe, sections: tuple[str, ...], files: list[Path]) -> str:
     """Hash of the recipe sections a stage depends on and of its input files."""

@@ -31,7 +31,6 @@ class TrainerState:
     global_step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
-    tokens_seen: int = 0
     best_metric: float | None = None
     best_step: int | None = None
     stopped: str = ""  # why a strategy ended training early (a resumed run stays stopped)
