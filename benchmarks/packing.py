@@ -44,7 +44,7 @@ def padding_share(recipe, run_dir: Path, steps: int) -> float:
     from tunelab.models.resolve import load_tokenizer
     from tunelab.runs import read_jsonl
     from tunelab.tasks import get_task
-    from tunelab.train.batching import epoch_batches
+    from tunelab.batching import epoch_batches
 
     task, cfg = get_task("sft"), recipe.train
     feats = task.encode(read_jsonl(run_dir / "data/train.jsonl"), load_tokenizer(recipe.model), recipe)

@@ -1,50 +1,159 @@
-"""Run stages in order over one run directory. Stages register here; the CLI and API call this."""
+"""The one executor of stages: fingerprint, skip or ``--force``, manifest record, rank-0-only writes.
+
+Nothing here names a stage: every stage is run from its declaration (``tunelab.stages.Stage``).
+A stage's fingerprint hashes the recipe sections it reads, the hashes of its outside inputs and,
+for each stage it needs, that stage's fingerprint and run id as recorded in the manifest, so a
+changed or rerun upstream stage makes every later stage stale without re-hashing any weights.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import json
+import os
+from typing import Any
 
 from tunelab.config import Recipe, dump_recipe
-from tunelab.registry import Registry
-from tunelab.runs import RunDir, StageResult, atomic_write_text
-
-StageFn = Callable[..., StageResult]
-STAGES: Registry[StageFn] = Registry("stage")
+from tunelab.runs import MissingArtifactError, RunDir, StageResult, atomic_write_text
+from tunelab.stages import Stage, get_stage
 
 
-# Built-in stages by dotted path, imported only when run (so `tunelab data` never imports torch training).
-BUILTIN = {
-    "data": "tunelab.data.stage:run",
-    "train": "tunelab.train.stage:run",
-    "evaluate": "tunelab.evaluate.stage:run",
-}
-
-
-def stage_function(name: str) -> StageFn:
-    return STAGES.get(BUILTIN.get(name, name)) if name in BUILTIN or name in STAGES else STAGES.get(name)
-
-
-def open_run(recipe: Recipe) -> RunDir:
-    """The recipe's run directory, with the resolved recipe and the seed recorded."""
+def open_run(recipe: Recipe, write: bool | None = None) -> RunDir:
+    """The recipe's run directory, with the resolved recipe and the seed recorded (by rank 0)."""
     run_dir = RunDir(recipe.run_dir_path())
-    run_dir.root.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir.path("recipe.yaml"), dump_recipe(recipe))
-    run_dir.update_manifest(seed=recipe.run.seed, task=recipe.task, model=recipe.model.name)
+    if write if write is not None else _rank() == 0:
+        run_dir.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir.path("recipe.yaml"), dump_recipe(recipe))
+        run_dir.update_manifest(seed=recipe.run.seed, task=recipe.task, model=recipe.model.name)
     return run_dir
 
 
-def run_stage(name: str, recipe: Recipe, force: bool = False, resume: bool = False) -> StageResult:
-    fn = stage_function(name)
+def run_stage(name: str, recipe: Recipe, force: bool = False, **options: Any) -> StageResult:
+    """Run one stage (or skip it when its outputs are current); ``options`` are the stage's own."""
+    stage = get_stage(name)
+    bound = stage.bind(options)
     run_dir = open_run(recipe)
-    if name == "train":
-        return fn(recipe, run_dir, resume=resume, force=force)
-    return fn(recipe, run_dir, force=force)
+    main, world = _rank() == 0, _world()
+    if world > 1:
+        return _run_distributed(stage, recipe, run_dir, force, bound, main)
+    return _run_here(stage, recipe, run_dir, force, bound, write=True)
 
 
-def run_pipeline(recipe: Recipe, force: bool = False, resume: bool = False) -> list[StageResult]:
-    """Every stage the recipe enables, in order (fingerprints make later stages redo stale work)."""
+def run_pipeline(recipe: Recipe, force: bool = False, **options: Any) -> list[StageResult]:
+    """Every stage the recipe lists, in order; each gets the options it declares (e.g. ``resume``)."""
     results = []
     for name in recipe.stages:
-        result = run_stage(name, recipe, force=force, resume=resume)
-        results.append(result)
+        own = {o.name for o in get_stage(name).options}
+        results.append(run_stage(name, recipe, force=force, **{k: v for k, v in options.items() if k in own}))
     return results
+
+
+def fingerprint(stage: Stage, recipe: Recipe, run_dir: RunDir, inputs: dict[str, Any]) -> str:
+    """Hash of the sections ``stage`` reads, its outside inputs and its upstream stages' records."""
+    dumped = recipe.model_dump(mode="json")
+    upstream = {}
+    for need in stage.needs:
+        rec = run_dir.stage_record(need)
+        if not rec or rec.get("status") != "done":
+            raise MissingArtifactError(
+                f"stage {stage.name!r} needs the {need!r} stage's outputs in {run_dir.root}: "
+                f"run `tunelab {need} RECIPE` (or `tunelab run RECIPE`) first"
+            )
+        upstream[need] = [rec.get("fingerprint"), rec.get("run_id")]
+    key = {
+        "stage": stage.name,
+        "version": stage.version,
+        "reads": {path: _lookup(dumped, path) for path in stage.reads},
+        "inputs": inputs,
+        "upstream": upstream,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def is_current(stage: Stage, run_dir: RunDir, fp: str) -> bool:
+    return run_dir.is_done(stage.name, fp) and all(run_dir.path(p).exists() for p in stage.outputs)
+
+
+def _run_here(
+    stage: Stage, recipe: Recipe, run_dir: RunDir, force: bool, bound: dict[str, Any], write: bool
+) -> StageResult:
+    inputs = stage.input_hashes(recipe)
+    fp = fingerprint(stage, recipe, run_dir, inputs)
+    if not force and not stage.reruns(bound) and is_current(stage, run_dir, fp):
+        return _skipped(stage, run_dir)
+    with run_dir.stage(stage.name, fp, write=write) as info:
+        result = stage.function()(recipe, run_dir, **bound)
+        info.update(summary=_summary(result.metrics), artifacts=result.artifacts, inputs=inputs)
+    return result
+
+
+def _run_distributed(
+    stage: Stage, recipe: Recipe, run_dir: RunDir, force: bool, bound: dict[str, Any], main: bool
+) -> StageResult:
+    """Under ``accelerate launch``: rank 0 decides and writes; the others follow its decision.
+
+    Rank 0 marks the stage running (or leaves a current record alone) before a barrier; after it
+    the others read that decision from the manifest, so no two ranks ever disagree on a skip.
+    """
+    if main:
+        inputs = stage.input_hashes(recipe)
+        fp = fingerprint(stage, recipe, run_dir, inputs)
+        if not force and not stage.reruns(bound) and is_current(stage, run_dir, fp):
+            _barrier()
+            _barrier()
+            return _skipped(stage, run_dir)
+        with run_dir.stage(stage.name, fp) as info:
+            _barrier()  # the record now says "running": the others will run too
+            result = stage.function()(recipe, run_dir, **bound)
+            info.update(summary=_summary(result.metrics), artifacts=result.artifacts, inputs=inputs)
+        _barrier()
+        return result
+    _barrier()
+    rec = run_dir.stage_record(stage.name) or {}
+    if rec.get("status") == "done":  # rank 0 found it current
+        _barrier()
+        return _skipped(stage, run_dir)
+    if not stage.all_ranks:
+        _barrier()  # wait until rank 0 has written the outputs
+        return StageResult(stage.name, metrics={"rank": _rank()}, skipped=True)
+    result = stage.function()(recipe, run_dir, **bound)
+    _barrier()
+    return result
+
+
+def _skipped(stage: Stage, run_dir: RunDir) -> StageResult:
+    rec = run_dir.stage_record(stage.name) or {}
+    return StageResult(
+        stage.name, metrics=rec.get("summary", {}), artifacts=rec.get("artifacts", []), skipped=True
+    )
+
+
+def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures worth keeping in the manifest (numbers, strings and intervals)."""
+    keep = (int, float, str, bool, type(None))
+    return {
+        k: v
+        for k, v in metrics.items()
+        if isinstance(v, keep) or (isinstance(v, dict) and all(isinstance(x, keep) for x in v.values()))
+    }
+
+
+def _lookup(dumped: dict[str, Any], path: str) -> Any:
+    node: Any = dumped
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _world() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _barrier() -> None:
+    from accelerate import PartialState  # only under several processes: it initialises the group
+
+    PartialState().wait_for_everyone()

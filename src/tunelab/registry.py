@@ -2,11 +2,14 @@
 
 A recipe names a plug-in by its registered name (``focal``) or by a dotted path
 (``mypkg.losses:MyLoss`` or ``mypkg.losses.MyLoss``); an unknown name lists the known ones.
+A registry may also take plug-ins from an entry-point group: their names are known without
+importing them (so validating a recipe stays cheap), and each is imported when first asked for.
 """
 
 from __future__ import annotations
 
 import importlib
+from importlib import metadata
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -23,9 +26,15 @@ class UnknownPluginError(KeyError):
 class Registry(Generic[T]):
     """A mapping from names to plug-ins of one kind."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, entry_points: str | None = None) -> None:
         self.kind = kind
+        self.entry_points = entry_points
         self._items: dict[str, T] = {}
+
+    def _entry_points(self) -> dict[str, metadata.EntryPoint]:
+        if self.entry_points is None:
+            return {}
+        return {ep.name: ep for ep in metadata.entry_points(group=self.entry_points)}
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: ``@LOSSES.register("focal")``."""
@@ -39,14 +48,18 @@ class Registry(Generic[T]):
         return add
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        return sorted(set(self._items) | set(self._entry_points()))
 
     def __contains__(self, name: str) -> bool:
-        return name in self._items
+        return name in self._items or name in self._entry_points()
 
     def get(self, name: str) -> T:
         """Return the plug-in called ``name``, importing a dotted path if it is not registered."""
         if name in self._items:
+            return self._items[name]
+        if (ep := self._entry_points().get(name)) is not None:
+            obj = ep.load()
+            self._items.setdefault(name, obj)  # the module may have registered it while loading
             return self._items[name]
         if "." in name or ":" in name:
             return _import_dotted(name, self.kind)
@@ -63,3 +76,7 @@ def _import_dotted(path: str, kind: str):
         return getattr(module, attr)
     except (ImportError, AttributeError) as exc:
         raise UnknownPluginError(f"cannot import {kind} {path!r}: {exc}") from exc
+
+
+# The registries that recipe validation checks names against before any heavy import.
+TASKS: Registry = Registry("task", entry_points="tunelab.tasks")

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -129,6 +130,16 @@ class RunDir:
             )
         return p
 
+    # artifacts of earlier stages ---------------------------------------------
+    def split_rows(self, split: str) -> list[dict[str, Any]]:
+        """The rows of a prepared split (``data/<split>.jsonl``)."""
+        return read_jsonl(self.require(f"data/{split}.jsonl", "data"))
+
+    def labels(self) -> list[str]:
+        """The label vocabulary the data stage wrote (``data/labels.json``)."""
+        path = self.require("data/labels.json", "data")
+        return json.loads(path.read_text(encoding="utf-8"))["labels"]
+
     # manifest ---------------------------------------------------------------
     def read_manifest(self) -> dict[str, Any]:
         p = self.root / MANIFEST
@@ -136,49 +147,72 @@ class RunDir:
             return json.loads(p.read_text(encoding="utf-8"))
         return {"created": _now(), "environment": environment(), "stages": {}, "inputs": {}}
 
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        """The one place the manifest is written (under accelerate, only rank 0 calls it)."""
+        atomic_write_json(self.root / MANIFEST, manifest)
+
     def update_manifest(self, **fields: Any) -> dict[str, Any]:
         m = self.read_manifest()
         m.update(fields)
-        atomic_write_json(self.root / MANIFEST, m)
+        self.write_manifest(m)
         return m
 
-    def record_inputs(self, hashes: dict[str, str]) -> None:
-        m = self.read_manifest()
-        m.setdefault("inputs", {}).update(hashes)
-        atomic_write_json(self.root / MANIFEST, m)
-
-    def stage_status(self, stage: str) -> dict[str, Any] | None:
+    def stage_record(self, stage: str) -> dict[str, Any] | None:
         return self.read_manifest().get("stages", {}).get(stage)
 
-    @contextlib.contextmanager
-    def stage(self, name: str, fingerprint: str = "") -> Iterator[dict[str, Any]]:
-        """Mark a stage running, time it, and record it done (or failed) in the manifest."""
-        self.root.mkdir(parents=True, exist_ok=True)
+    def set_stage_record(self, stage: str, record: dict[str, Any], inputs: dict[str, Any] | None = None) -> None:
         m = self.read_manifest()
-        m.setdefault("stages", {})[name] = {"status": "running", "started": _now()}
-        atomic_write_json(self.root / MANIFEST, m)
+        m.setdefault("stages", {})[stage] = record
+        if inputs:
+            m.setdefault("inputs", {}).update(inputs)
+        self.write_manifest(m)
+
+    def is_done(self, stage: str, fingerprint: str | None = None) -> bool:
+        """The stage finished (with this fingerprint, when one is given)."""
+        rec = self.stage_record(stage)
+        if not rec or rec.get("status") != "done":
+            return False
+        return fingerprint is None or rec.get("fingerprint") == fingerprint
+
+    @contextlib.contextmanager
+    def stage(self, name: str, fingerprint: str = "", write: bool = True) -> Iterator[dict[str, Any]]:
+        """Mark a stage running, time it, and record it done (or failed, with its error).
+
+        The caller may add fields to the yielded dict; they are stored in the done record.
+        ``write=False`` (a non-main process under accelerate) times the stage but writes nothing.
+        """
+        started = _now()
+        if write:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.set_stage_record(name, {"status": "running", "started": started, "fingerprint": fingerprint})
         info: dict[str, Any] = {}
         start = time.perf_counter()
         try:
             yield info
         except BaseException as exc:
-            m = self.read_manifest()
-            m["stages"][name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:2000]}
-            atomic_write_json(self.root / MANIFEST, m)
+            if write:
+                self.set_stage_record(
+                    name,
+                    {
+                        "status": "failed",
+                        "started": started,
+                        "seconds": round(time.perf_counter() - start, 3),
+                        "error": f"{type(exc).__name__}: {exc}"[:2000],
+                    },
+                )
             raise
-        m = self.read_manifest()
-        m["stages"][name] = {
-            "status": "done",
-            "finished": _now(),
-            "seconds": round(time.perf_counter() - start, 3),
-            "fingerprint": fingerprint,
-            **info,
-        }
-        atomic_write_json(self.root / MANIFEST, m)
-
-    def is_done(self, name: str, fingerprint: str) -> bool:
-        st = self.stage_status(name)
-        return bool(st and st.get("status") == "done" and st.get("fingerprint") == fingerprint)
+        if write:
+            inputs = info.pop("inputs", None)
+            record = {
+                "status": "done",
+                "started": started,
+                "finished": _now(),
+                "seconds": round(time.perf_counter() - start, 3),
+                "fingerprint": fingerprint,
+                "run_id": uuid.uuid4().hex[:12],  # downstream fingerprints change when this stage reruns
+                **info,
+            }
+            self.set_stage_record(name, record, inputs)
 
 
 def _now() -> str:

@@ -98,11 +98,10 @@ assert "tunelab" not in sys.modules
     plain = torch.tensor(json.loads(out.stdout.strip().splitlines()[-1]))
 
     from tunelab.runs import RunDir
-    from tunelab.stages import load_labels
     from tunelab.tasks import get_task
 
     task = get_task("classification")
-    labels = load_labels(RunDir(run), recipe)
+    labels = RunDir(run).labels()
     model, tok = task.load_tuned(run / "model", recipe, labels)
     with torch.no_grad():
         enc = tok(

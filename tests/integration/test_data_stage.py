@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import REVIEW_WORDS
 
 from tunelab.config import validate_recipe
-from tunelab.data import stage
+from tunelab.pipeline import run_stage
 from tunelab.data.errors import DataError
 from tunelab.runs import RunDir, file_sha256, read_jsonl
 
@@ -66,7 +66,7 @@ def test_classification_contract(tmp_path: Path) -> None:
         split={"validation": 0.2, "test": 0.2},
     )
     run_dir = RunDir(r.run_dir_path())
-    res = stage.run(r, run_dir)
+    res = run_stage("data", r)
     assert not res.skipped
     out = splits(run_dir)
     assert all(out[s] for s in SPLITS)
@@ -96,19 +96,19 @@ def test_skip_force_and_rerun_on_change(tmp_path: Path) -> None:
     )
     r = recipe(tmp_path, sources=[{"path": str(path)}])
     run_dir = RunDir(r.run_dir_path())
-    first = stage.run(r, run_dir)
+    first = run_stage("data", r)
     before = (run_dir.data / "train.jsonl").read_text()
-    again = stage.run(r, run_dir)
+    again = run_stage("data", r)
     assert again.skipped and again.metrics["rows_read"] == first.metrics["rows_read"]
-    assert not stage.run(r, run_dir, force=True).skipped
+    assert not run_stage("data", r, force=True).skipped
     assert (run_dir.data / "train.jsonl").read_text() == before  # seeded: same result
     # a changed input file, a changed data section or a missing output each redo the stage
     write_jsonl(path, [{"text": r["review"] + " (edited)", "label": r["sentiment"]} for r in reviews()])
-    assert not stage.run(r, run_dir).skipped
+    assert not run_stage("data", r).skipped
     r2 = recipe(tmp_path, sources=[{"path": str(path)}], split={"test": 0.3})
-    assert not stage.run(r2, run_dir).skipped
+    assert not run_stage("data", r2).skipped
     (run_dir.data / "test.jsonl").unlink()
-    assert not stage.run(r2, run_dir).skipped
+    assert not run_stage("data", r2).skipped
 
 
 def test_seed_changes_split(tmp_path: Path) -> None:
@@ -123,7 +123,7 @@ def test_seed_changes_split(tmp_path: Path) -> None:
                 "data": {"sources": [{"path": str(path)}]},
             }
         )
-        stage.run(r, RunDir(r.run_dir_path()))
+        run_stage("data", r)
         tests.append({x["text"] for x in read_jsonl(r.run_dir_path() / "data" / "test.jsonl")})
     assert tests[0] != tests[1]
 
@@ -166,7 +166,7 @@ def test_sft_formats_become_messages(tmp_path: Path) -> None:
         ],
     )
     run_dir = RunDir(r.run_dir_path())
-    stage.run(r, run_dir)
+    run_stage("data", r)
     rows = [x for v in splits(run_dir).values() for x in v]
     assert len(rows) == 70
     for row in rows:
@@ -188,7 +188,7 @@ def test_sft_formats_become_messages(tmp_path: Path) -> None:
 def test_bundled_chatterbot(tmp_path: Path) -> None:
     r = recipe(tmp_path, "sft", sources=[{"bundled": "chatterbot"}])
     run_dir = RunDir(r.run_dir_path())
-    res = stage.run(r, run_dir)
+    res = run_stage("data", r)
     rows = [x for v in splits(run_dir).values() for x in v]
     assert res.metrics["rows_read"] > 1500 and len(rows) > 1000
     assert all([m["role"] for m in x["messages"]] == ["user", "assistant"] for x in rows)
@@ -210,14 +210,14 @@ def test_explicit_split_files(tmp_path: Path) -> None:
     )
     r = recipe(tmp_path, sources=[{"path": str(train)}, {"path": str(test), "split": "test"}])
     run_dir = RunDir(r.run_dir_path())
-    stage.run(r, run_dir)
+    run_stage("data", r)
     out = splits(run_dir)
     assert len(out["test"]) == 10 and all(fname(x["source"]) == "test.jsonl" for x in out["test"])
     assert out["validation"] and all(fname(x["source"]) == "train.jsonl" for x in out["validation"])
 
     write_jsonl(test, [{"text": "a review with an unseen label", "label": "mixed"}])
     with pytest.raises(DataError, match=r"test\.jsonl:1.*'mixed'.*never appears in train"):
-        stage.run(r, run_dir)
+        run_stage("data", r)
 
 
 @pytest.mark.parametrize(
@@ -248,7 +248,7 @@ def test_bad_input_names_file_and_line(
         path.write_text(content, encoding="utf-8")
     r = recipe(tmp_path, sources=[{"path": str(path), "columns": columns}])
     with pytest.raises(DataError, match=match) as info:
-        stage.run(r, RunDir(r.run_dir_path()))
+        run_stage("data", r)
     assert isinstance(info.value, ValueError)
     assert "(" in str(info.value)  # says what to do
 
@@ -261,7 +261,7 @@ def test_bundled_rotten_tomatoes_excludes_plot_and_groups(tmp_path: Path) -> Non
         split={"group_by": "movie_name"},
     )
     run_dir = RunDir(r.run_dir_path())
-    stage.run(r, run_dir)
+    run_stage("data", r)
     out = splits(run_dir)
     movies = {s: {x["group"] for x in out[s]} for s in SPLITS}
     assert not (

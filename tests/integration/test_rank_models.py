@@ -12,7 +12,8 @@ from tests.helpers import classification_recipe, sentiment_rows, sft_recipe, wri
 
 from tunelab.cli.main import main
 from tunelab.config import validate_recipe
-from tunelab.models.ranking import RANKERS, rank_models
+from tunelab.search.ranking import rank_models
+from tunelab.tasks import get_task
 from tunelab.pipeline import run_stage
 from tunelab.runs import RunDir
 
@@ -62,10 +63,9 @@ def test_causal_lms_are_ranked_by_answer_perplexity(tiny_llama, tmp_path):
     assert (run_dir.metrics / "model_ranking.json").is_file()
 
 
-def test_rankers_are_registered_per_task():
-    assert RANKERS.names() == ["classification", "sft"]
-    with pytest.raises(KeyError, match=r"unknown model ranking .* 'lm'; known: classification, sft"):
-        RANKERS.get("lm")
+def test_each_task_says_how_its_candidates_are_ranked():
+    assert get_task("classification").rank_metric == "probe_accuracy"
+    assert get_task("sft").rank_metric == "perplexity"
 
 
 @pytest.mark.slow

@@ -75,4 +75,4 @@ def test_loss_covers_answer_tokens_only(finished_run):
     answer = tok.decode(answer_ids)
     assert answer.startswith(row["messages"][-1]["content"])
     assert "<|im_end|>" in answer and "user" not in answer
-    assert RunDir(run).stage_status("train")["status"] == "done"
+    assert RunDir(run).stage_record("train")["status"] == "done"

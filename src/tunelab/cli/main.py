@@ -15,22 +15,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for verb in (
-    stages.run,
-    stages.data,
-    stages.train,
-    stages.evaluate,
-    recipes.validate,
-    recipes.init,
-    recipes.models,
-):
+for verb in (stages.run, recipes.validate, recipes.init, recipes.models):
     app.command(verb.__name__)(verb)
 app.command("tune")(search.tune)
 app.command("rank-models")(search.rank_models)
 
 
+def add_stage_verbs() -> None:
+    """One verb per registered stage (entry points and plug-ins); ``main`` calls it on every start."""
+    from tunelab.stages import load_stages
+
+    taken = {c.name for c in app.registered_commands}
+    for stage in load_stages():
+        if stage.name not in taken:
+            app.command(stage.name, help=stage.help)(stages.stage_verb(stage))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code so tests can call it in-process."""
+    add_stage_verbs()
     try:
         code = app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
     except typer.Exit as exc:

@@ -49,7 +49,7 @@ def tune(
 @friendly
 def rank_models(recipe: RecipeArg, overrides: OverridesArg = None, candidates: CandidatesOpt = None) -> None:
     """Score candidate base models on a sample of the run's data, before fine-tuning any of them."""
-    from tunelab.models.ranking import rank_models as rank
+    from tunelab.search.ranking import rank_models as rank
     from tunelab.pipeline import run_stage
     from tunelab.runs import RunDir
 

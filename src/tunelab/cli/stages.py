@@ -1,12 +1,20 @@
-"""Verbs that run the pipeline or one stage: ``run``, ``data``, ``train``, ``evaluate``."""
+"""Verbs that run the pipeline (``run``) or one stage: one verb per registered stage, made here.
+
+A stage's verb takes the recipe, ``key=value`` overrides, ``--force`` and the stage's own options
+(``Stage.options`` with ``cli=True``), so a new stage gets ``tunelab <stage> RECIPE`` for free.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from tunelab.cli.common import ForceOpt, OverridesArg, RecipeArg, console, friendly, load, show_result
+from tunelab.stages import Stage
 
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue training from the last checkpoint")]
 
@@ -15,7 +23,7 @@ ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue training fro
 def run(
     recipe: RecipeArg, overrides: OverridesArg = None, force: ForceOpt = False, resume: ResumeOpt = False
 ):
-    """Run every stage the recipe enables: data -> train -> evaluate."""
+    """Run every stage the recipe lists (by default data -> train -> evaluate)."""
     from tunelab.pipeline import run_pipeline
 
     r = load(recipe, overrides)
@@ -24,27 +32,28 @@ def run(
     console.print(f"run directory: [bold]{r.run_dir_path()}[/]")
 
 
-@friendly
-def data(recipe: RecipeArg, overrides: OverridesArg = None, force: ForceOpt = False):
-    """Load, clean, deduplicate and split the data into the run directory."""
-    _one("data", recipe, overrides, force)
+def stage_verb(stage: Stage) -> Callable[..., None]:
+    """A typer command for ``stage``: its signature is built from the stage's declared options."""
+    flags = [o for o in stage.options if o.cli]
 
+    def verb(recipe: Path, overrides: list[str] | None = None, force: bool = False, **options: Any) -> None:
+        from tunelab.pipeline import run_stage
 
-@friendly
-def train(
-    recipe: RecipeArg, overrides: OverridesArg = None, force: ForceOpt = False, resume: ResumeOpt = False
-):
-    """Fine-tune the model on the run's prepared data."""
-    _one("train", recipe, overrides, force, resume)
+        show_result(run_stage(stage.name, load(recipe, overrides), force=force, **options))
 
-
-@friendly
-def evaluate(recipe: RecipeArg, overrides: OverridesArg = None, force: ForceOpt = False):
-    """Score the fine-tuned model (and the base model) on the test split."""
-    _one("evaluate", recipe, overrides, force)
-
-
-def _one(name: str, recipe, overrides, force: bool, resume: bool = False) -> None:
-    from tunelab.pipeline import run_stage
-
-    show_result(run_stage(name, load(recipe, overrides), force=force, resume=resume))
+    params = [
+        inspect.Parameter("recipe", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=RecipeArg),
+        inspect.Parameter("overrides", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                          annotation=OverridesArg),
+        inspect.Parameter("force", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=ForceOpt),
+    ]
+    for o in flags:
+        kind = o.type | None if o.default is None else o.type
+        annotation = Annotated[kind, typer.Option(o.flag, help=o.help)]
+        params.append(inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default,
+                                        annotation=annotation))
+    verb.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    verb.__annotations__ = {p.name: p.annotation for p in params}
+    verb.__name__ = stage.name.replace("-", "_")
+    verb.__doc__ = stage.help
+    return friendly(verb)

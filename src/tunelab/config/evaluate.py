@@ -11,6 +11,10 @@ class EvaluateConfig(Section):
     split: str = Field("test", pattern=r"^(test|validation)$")
     bootstrap_samples: int = Field(1000, ge=0, le=100000)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    metrics: list[str] = Field(
+        default_factory=list,
+        description="more headline metrics: registered names or dotted paths to your own (pkg.mod:fn)",
+    )
     compare_base: bool = True
     max_examples: int | None = Field(None, ge=1, description="evaluate on at most this many rows")
     generate_examples: int = Field(40, ge=0, description="sft: answers generated for ROUGE-L")

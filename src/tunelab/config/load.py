@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from tunelab.config.recipe import Recipe
+from tunelab.config.recipe import Recipe, recipe_model
 
 
 class RecipeError(ValueError):
@@ -46,8 +46,13 @@ def validate_recipe(
 ) -> Recipe:
     """Validate a recipe mapping; raise one :class:`RecipeError` listing every problem."""
     problems = list(problems or [])
+    plugins = raw.get("plugins") or []
+    if isinstance(plugins, list) and all(isinstance(m, str) for m in plugins):
+        from tunelab.stages import import_plugins  # before validation: they may add stages and sections
+
+        problems.extend(import_plugins(plugins))
     try:
-        recipe = Recipe.model_validate(raw)
+        recipe = recipe_model().model_validate(raw)
     except ValidationError as exc:
         problems.extend(_describe(err, lines or {}) for err in exc.errors())
         recipe = None

@@ -154,7 +154,7 @@ def label_step(cfg: DataConfig, ctx: CleanContext) -> Step | None:
     """Normalise labels (strip, lower-case, rename) and enforce the allow-list."""
     lc = cfg.clean.labels
     allowed = {k: (set(v) if v is not None else None) for k, v in ctx.allowed_labels.items()}
-    if ctx.task != "classification" or (not lc.enabled and not any(allowed.values())):
+    if ctx.task != "labelled" or (not lc.enabled and not any(allowed.values())):
         return None
     mapping = {(k.strip().lower() if lc.lowercase else k.strip()): v for k, v in lc.map.items()}
 

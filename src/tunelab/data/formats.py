@@ -27,8 +27,11 @@ FORMATS: Registry[Converter] = Registry("row format")
 class Mapper:
     """Reads our fields from a row through the source's column mapping."""
 
-    def __init__(self, columns: dict[str, str]) -> None:
+    def __init__(
+        self, columns: dict[str, str], parse_label: Callable[[Any], tuple[Any, str | None]] | None = None
+    ) -> None:
         self.columns = columns
+        self.parse_label = parse_label or (lambda v: (v, None))  # the task reads its labels
 
     def col(self, name: str) -> str:
         return self.columns.get(name, name)
@@ -57,30 +60,18 @@ def _as_text(v: Any, what: str) -> tuple[str | None, str | None]:
     return v, None
 
 
-def _as_label(v: Any) -> tuple[str | None, str | None]:
-    if not _present(v):
-        return None, "missing label"
-    if isinstance(v, bool):
-        return str(v).lower(), None
-    if isinstance(v, int):
-        return str(v), None
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v)), None  # 1.0 from a numeric column means label "1"
-    if isinstance(v, str):
-        return v, None
-    return None, f"label must be a single string or integer, got {type(v).__name__} {str(v)[:40]!r}"
-
-
-@FORMATS.register("classification")
-def classification(m: Mapper, row: dict[str, Any], rec: Record) -> str | None:
+@FORMATS.register("labelled")
+def labelled(m: Mapper, row: dict[str, Any], rec: Record) -> str | None:
     if not m.has(row, "text") and m.has(row, "messages"):
         return (
-            "row looks like chat data ('messages') but the task is classification, which needs text and label"
+            "row looks like chat data ('messages') but the task needs text and label"
         )
     text, why = _as_text(m.get(row, "text"), f"text (column {m.col('text')!r})")
     if why:
         return why
-    label, why = _as_label(m.get(row, "label"))
+    if not _present(m.get(row, "label")):
+        return f"missing label (column {m.col('label')!r})"
+    label, why = m.parse_label(m.get(row, "label"))
     if why:
         return f"{why} (column {m.col('label')!r})"
     rec.text, rec.label = text or "", label
@@ -146,8 +137,8 @@ def _pair(
     return None
 
 
-@FORMATS.register("sft")
-def sft(m: Mapper, row: dict[str, Any], rec: Record) -> str | None:
+@FORMATS.register("chat")
+def chat(m: Mapper, row: dict[str, Any], rec: Record) -> str | None:
     """Chat rows, instruction rows and prompt/response pairs all become messages."""
     if m.col("messages") in row:
         return _chat(m, row, rec)
@@ -161,9 +152,9 @@ def sft(m: Mapper, row: dict[str, Any], rec: Record) -> str | None:
 
 
 REQUIRED = {
-    "classification": [("text",), ("label",)],
+    "labelled": [("text",), ("label",)],
     "text": [("text",)],
-    "sft": [("messages", "instruction", "prompt")],
+    "chat": [("messages", "instruction", "prompt")],
 }
 
 
@@ -199,9 +190,10 @@ def to_records(
     task: str,
     group_by: str | None,
     reject: Callable[[str, str, str, Any], None],
+    parse_label: Callable[[Any], tuple[Any, str | None]] | None = None,
 ) -> list[Record]:
-    """Validate and convert every row of one source; rejected rows go to ``reject``."""
-    mapper = Mapper({**data.default_columns, **src.columns})
+    """Validate and convert every row of one source (``task``: its row format); rejects go to ``reject``."""
+    mapper = Mapper({**data.default_columns, **src.columns}, parse_label)
     check_columns(data, mapper, task)
     convert = FORMATS.get(task)
     keep = src.keep if src.keep is not None else data.keep

@@ -180,7 +180,7 @@ def build(o: Outcome, cfg: DataConfig, seed: int, unit: str, counter: Callable[[
             "exact_duplicates": d.exact_removed,
             "near_duplicates": d.near_removed,
             "leakage_pairs": o.leak["pairs"],
-            "labels": labels if o.task == "classification" else None,
+            "labels": labels if o.task == "labelled" else None,
         },
         "task": o.task,
         "sources": o.sources,

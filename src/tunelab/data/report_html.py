@@ -1,266 +1,200 @@
-"""data/data_report.html: one self-contained page (inline CSS and SVG, no scripts, fonts or links)."""
+"""data/data_report.html: the data report as one self-contained page, built with :mod:`tunelab.html`."""
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Any
 
-CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;color:#222;
-padding:0 1rem;line-height:1.45}
-h1{font-size:1.6rem}h2{font-size:1.2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
-table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
-td,th{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
-th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
-.warn{background:#fff4e5;border-left:4px solid #f0a020;padding:.4rem .7rem;margin:.3rem 0}
-.ok{background:#eaf7ea;border-left:4px solid #3a3;padding:.4rem .7rem;margin:.3rem 0}
-.cards{display:flex;flex-wrap:wrap;gap:.7rem}
-.card{border:1px solid #ddd;border-radius:6px;padding:.5rem .8rem}
-.card b{display:block;font-size:1.3rem}.row{display:flex;flex-wrap:wrap;gap:1.5rem}
-code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.82rem}pre{white-space:pre-wrap;
-background:#f8f8f8;padding:.4rem;margin:0;max-height:12rem;overflow:auto}
-svg text{font-size:10px;fill:#444}
-"""
-COLORS = {"train": "#4878a8", "validation": "#e0a030", "test": "#5aa05a"}
+from tunelab import html as h
+from tunelab.html import escape
 
-
-def _e(v: Any) -> str:
-    return html.escape(str(v), quote=True)
-
-
-def _table(headers: list[str], rows: list[list[Any]], numeric: set[int] | None = None) -> str:
-    numeric = numeric or set()
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td class='n'>{_e(c)}</td>" if i in numeric else f"<td>{_e(c)}</td>" for i, c in enumerate(r)
-        )
-        + "</tr>"
-        for r in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def bar_chart(values: dict[str, float], width: int = 360, color: str = "#4878a8", title: str = "") -> str:
-    """Horizontal bars as inline SVG."""
-    if not values:
-        return "<p><i>no data</i></p>"
-    top = max(values.values()) or 1
-    h = 18 * len(values) + 24
-    parts = [
-        f"<svg width='{width}' height='{h}' role='img' aria-label='{_e(title)}'>",
-        f"<text x='0' y='11'>{_e(title)}</text>",
-    ]
-    for i, (k, v) in enumerate(values.items()):
-        y = 18 + 18 * i
-        w = (width - 170) * v / top
-        parts.append(
-            f"<text x='0' y='{y + 11}'>{_e(str(k)[:18])}</text>"
-            f"<rect x='110' y='{y}' width='{w:.1f}' height='13' fill='{color}'/>"
-            f"<text x='{114 + w:.1f}' y='{y + 11}'>{_e(v)}</text>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def histogram_svg(
-    h: dict[str, Any], unit: str, color: str, title: str, width: int = 330, height: int = 150
-) -> str:
-    if not h.get("count"):
-        return f"<p><i>{_e(title)}: no rows</i></p>"
-    counts, edges = h["counts"], h["edges"]
-    top = max(counts) or 1
-    bw = (width - 40) / len(counts)
-    plot_h = height - 40
-    parts = [
-        f"<svg width='{width}' height='{height}' role='img' aria-label='{_e(title)}'>",
-        f"<text x='0' y='11'>{_e(title)} ({_e(unit)}; mean {h['mean']}, p95 {h['p95']}, "
-        f"max {h['max']})</text>",
-    ]
-    for i, c in enumerate(counts):
-        bh = plot_h * c / top
-        x = 30 + i * bw
-        parts.append(
-            f"<rect x='{x:.1f}' y='{18 + plot_h - bh:.1f}' width='{max(bw - 1, 1):.1f}' "
-            f"height='{bh:.1f}' fill='{color}'><title>{edges[i]:g}-{edges[i + 1]:g}: {c}</title></rect>"
-        )
-    parts.append(
-        f"<text x='30' y='{height - 8}'>0</text>"
-        f"<text x='{width - 60}' y='{height - 8}'>{_e(h['clipped_at'])}+</text>"
-        f"<text x='0' y='26'>{top}</text></svg>"
-    )
-    return "".join(parts)
+SPLIT_NAMES = ("train", "validation", "test")
+CARDS = (
+    ("train_rows", "train"),
+    ("validation_rows", "validation"),
+    ("test_rows", "test"),
+    ("exact_duplicates", "exact duplicates"),
+    ("near_duplicates", "near duplicates"),
+    ("leakage_pairs", "pairs straddling splits"),
+    ("rows_quarantined", "quarantined"),
+)
 
 
 def render(r: dict[str, Any]) -> str:
+    """The whole page for one ``data_report.json`` dict."""
+    sections = (summary, sources, steps, labels, lengths, duplicates, pii, diversity, kept, removed)
+    return h.page(f"Data report ({r['task']})", "".join(f(r) for f in sections))
+
+
+def summary(r: dict[str, Any]) -> str:
+    """Row reconciliation, headline counts and warnings."""
     s = r["summary"]
-    out = [
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Data report</title>"
-        f"<style>{CSS}</style></head><body><h1>Data report ({_e(r['task'])})</h1>"
+    recon = f"rows read {s['rows_read']} = kept {s['rows_kept']} + quarantined {s['rows_quarantined']}" + (
+        "" if s["reconciles"] else " (does not reconcile)"
+    )
+    return (
+        h.notice(recon, "ok" if s["reconciles"] else "warn")
+        + h.cards((s[k], label) for k, label in CARDS)
+        + "".join(h.notice(w) for w in r["warnings"])
+    )
+
+
+def sources(r: dict[str, Any]) -> str:
+    """One row per configured source."""
+    headers = ["source", "location", "available", "read", "valid", "split", "weight", "labels allowed"]
+    rows = [
+        [
+            x["name"],
+            x["location"],
+            x["rows_available"],
+            x["rows_read"],
+            x["rows_valid"],
+            x["split"] or "ratio",
+            x["weight"],
+            ", ".join(x["labels_allowed"] or []) or "any",
+        ]
+        for x in r["sources"]
     ]
-    recon = "ok" if s["reconciles"] else "warn"
-    out.append(
-        f"<div class='{recon}'>rows read {s['rows_read']} = kept {s['rows_kept']} + quarantined "
-        f"{s['rows_quarantined']}" + ("" if s["reconciles"] else " (does not reconcile)") + "</div>"
-    )
-    out.append(
-        "<div class='cards'>"
-        + "".join(
-            f"<div class='card'><b>{_e(s[k])}</b>{_e(label)}</div>"
-            for k, label in (
-                ("train_rows", "train"),
-                ("validation_rows", "validation"),
-                ("test_rows", "test"),
-                ("exact_duplicates", "exact duplicates"),
-                ("near_duplicates", "near duplicates"),
-                ("leakage_pairs", "pairs straddling splits"),
-                ("rows_quarantined", "quarantined"),
-            )
-        )
-        + "</div>"
-    )
-    out += [f"<div class='warn'>{_e(w)}</div>" for w in r["warnings"]]
+    return h.section("Sources", h.table(headers, rows, numeric={2, 3, 4, 6}))
 
-    out.append("<h2>Sources</h2>")
-    out.append(
-        _table(
-            ["source", "location", "available", "read", "valid", "split", "weight", "labels allowed"],
-            [
-                [
-                    x["name"],
-                    x["location"],
-                    x["rows_available"],
-                    x["rows_read"],
-                    x["rows_valid"],
-                    x["split"] or "ratio",
-                    x["weight"],
-                    ", ".join(x["labels_allowed"] or []) or "any",
-                ]
-                for x in r["sources"]
-            ],
-            {2, 3, 4, 6},
-        )
-    )
-    out.append("<h2>Steps</h2>")
+
+def steps(r: dict[str, Any]) -> str:
+    """Rows in, removed and out for each cleaning step, with its main reasons."""
     reasons = r["top_reasons"]
-    out.append(
-        _table(
-            ["step", "rows in", "removed", "rows out", "main reasons"],
-            [
-                [
-                    x["step"],
-                    x["in"],
-                    x["removed"],
-                    x["out"],
-                    "; ".join(f"{k} ({n})" for k, n in reasons.get(x["step"], [])),
-                ]
-                for x in r["steps"]
-            ],
-            {1, 2, 3},
-        )
-    )
+    rows = [
+        [
+            x["step"],
+            x["in"],
+            x["removed"],
+            x["out"],
+            "; ".join(f"{k} ({n})" for k, n in reasons.get(x["step"], [])),
+        ]
+        for x in r["steps"]
+    ]
+    headers = ["step", "rows in", "removed", "rows out", "main reasons"]
+    return h.section("Steps", h.table(headers, rows, numeric={1, 2, 3}))
 
-    out.append("<h2>Splits and labels</h2><div class='row'>")
-    for name, sp in r["splits"].items():
+
+def labels(r: dict[str, Any]) -> str:
+    """Split sizes and, for labelled tasks, a label bar chart per split."""
+    charts = []
+    for i, (name, sp) in enumerate(r["splits"].items()):
         title = f"{name}: {sp['rows']} rows" + (f", {sp['groups']} groups" if sp["groups"] else "")
-        out.append(
-            bar_chart(sp["labels"], color=COLORS[name], title=title)
-            if sp["labels"]
-            else f"<p>{_e(title)}</p>"
+        color = h.color_for(name, i)
+        charts.append(
+            h.bar_chart(sp["labels"], color=color, title=title) if sp["labels"] else h.paragraph(title)
         )
-    out.append("</div>")
+    return h.section("Splits and labels", h.row(*charts))
 
-    lengths = r["lengths"]
-    out.append(f"<h2>Lengths ({_e(lengths['unit'])})</h2><div class='row'>")
-    for name in ("train", "validation", "test"):
-        out.append(histogram_svg(lengths[name], lengths["unit"], COLORS[name], name))
-    out.append("</div>")
 
+def lengths(r: dict[str, Any]) -> str:
+    """A length histogram per split."""
+    ln, unit = r["lengths"], r["lengths"]["unit"]
+    charts = []
+    for i, name in enumerate(SPLIT_NAMES):
+        x = ln.get(name) or {}
+        if not x.get("count"):
+            charts.append(h.histogram([], [], title=name, empty="no rows"))
+            continue
+        title = f"{name} ({unit}; mean {x['mean']}, p95 {x['p95']}, max {x['max']})"
+        charts.append(
+            h.histogram(
+                x["counts"],
+                x["edges"],
+                title=title,
+                color=h.color_for(name, i),
+                x_labels=("0", f"{x['clipped_at']}+"),
+            )
+        )
+    return h.section(f"Lengths ({unit})", h.row(*charts))
+
+
+def duplicates(r: dict[str, Any]) -> str:
+    """Exact and near duplicates, label conflicts and the leakage check, with examples."""
     d = r["duplicates"]
-    out.append("<h2>Duplicates and leakage</h2>")
-    out.append(
-        f"<p>Exact duplicates removed: <b>{d['exact']['removed']}</b>. Near duplicates "
-        f"(MinHash LSH, Jaccard &ge; {d['near']['threshold']}, action {_e(d['near']['action'])}): "
-        f"<b>{d['near']['pairs']}</b> pairs in <b>{d['near']['clusters']}</b> clusters, "
-        f"<b>{d['near']['removed']}</b> rows removed. Texts with conflicting labels: "
-        f"<b>{d['conflicting_label_groups']}</b>.</p>"
+    near, leak = d["near"], d["leakage"]
+    text = (
+        f"<p>Exact duplicates removed: <b>{escape(d['exact']['removed'])}</b>. Near duplicates "
+        f"(MinHash LSH, Jaccard &ge; {escape(near['threshold'])}, action {escape(near['action'])}): "
+        f"<b>{escape(near['pairs'])}</b> pairs in <b>{escape(near['clusters'])}</b> clusters, "
+        f"<b>{escape(near['removed'])}</b> rows removed. Texts with conflicting labels: "
+        f"<b>{escape(d['conflicting_label_groups'])}</b>.</p>"
     )
-    leak = d["leakage"]
-    cls = "warn" if leak["pairs"] else "ok"
-    out.append(
-        f"<div class='{cls}'>Leakage check: {leak['pairs']} near-duplicate pairs straddle splits "
-        f"({leak.get('checked_rows', 0)} validation/test rows checked)</div>"
-    )
+    body = [
+        text,
+        h.notice(
+            f"Leakage check: {leak['pairs']} near-duplicate pairs straddle splits "
+            f"({leak.get('checked_rows', 0)} validation/test rows checked)",
+            "warn" if leak["pairs"] else "ok",
+        ),
+    ]
     if d["exact"]["examples"]:
-        out.append(
-            _table(
-                ["kept", "removed", "text"],
-                [[x["kept"], x["removed"], x["text"]] for x in d["exact"]["examples"]],
-            )
-        )
-    if d["near"]["examples"]:
-        out.append(
-            _table(
-                ["cluster size", "kept", "near copies"],
-                [
-                    [
-                        x["size"],
-                        f"{x['kept']}: {x['text']}",
-                        " | ".join(f"{o['source']}: {o['text']}" for o in x["others"]),
-                    ]
-                    for x in d["near"]["examples"]
-                ],
-                {0},
-            )
-        )
-
-    p = r["pii"]
-    out.append("<h2>Personal data</h2>")
-    if p["enabled"]:
-        out.append(f"<p>{p['rows']} rows had personal data replaced by placeholders.</p>")
-        out.append(bar_chart(p["counts"], title="found, by type") if p["counts"] else "<p>None found.</p>")
-        if p["examples"]:
-            out.append(_table(["type", "found (masked)"], [[x["type"], x["found"]] for x in p["examples"]]))
-    else:
-        out.append("<p>PII scrubbing is off.</p>")
-
-    out.append("<h2>Diversity</h2>")
-    out.append(
-        _table(
-            ["split", "vocabulary", "tokens", "distinct-1", "distinct-2", "top words"],
+        rows = [[x["kept"], x["removed"], x["text"]] for x in d["exact"]["examples"]]
+        body.append(h.table(["kept", "removed", "text"], rows))
+    if near["examples"]:
+        rows = [
             [
-                [
-                    k,
-                    v["vocab_size"],
-                    v["tokens"],
-                    v["distinct_1"],
-                    v["distinct_2"],
-                    ", ".join(w for w, _ in v["top_words"][:10]),
-                ]
-                for k, v in r["diversity"].items()
-            ],
-            {1, 2, 3, 4},
-        )
-    )
+                x["size"],
+                f"{x['kept']}: {x['text']}",
+                " | ".join(f"{o['source']}: {o['text']}" for o in x["others"]),
+            ]
+            for x in near["examples"]
+        ]
+        body.append(h.table(["cluster size", "kept", "near copies"], rows, numeric={0}))
+    return h.section("Duplicates and leakage", "".join(body))
 
-    ex = r["examples"]
-    out.append("<h2>Examples of kept rows</h2>")
-    out.append(
-        _table(["split", "source", "row"], [[x.get("split", ""), x["source"], _brief(x)] for x in ex["kept"]])
+
+def pii(r: dict[str, Any]) -> str:
+    """What the personal-data scrubber found and replaced."""
+    p = r["pii"]
+    if not p["enabled"]:
+        return h.section("Personal data", h.paragraph("PII scrubbing is off."))
+    body = [h.paragraph(f"{p['rows']} rows had personal data replaced by placeholders.")]
+    body.append(
+        h.bar_chart(p["counts"], title="found, by type") if p["counts"] else h.paragraph("None found.")
     )
-    out.append("<h2>Examples of removed rows</h2>")
-    for step, rows in ex["removed"].items():
-        out.append(f"<h3>{_e(step)}</h3>")
-        out.append(
-            _table(
+    if p["examples"]:
+        body.append(h.table(["type", "found (masked)"], [[x["type"], x["found"]] for x in p["examples"]]))
+    return h.section("Personal data", "".join(body))
+
+
+def diversity(r: dict[str, Any]) -> str:
+    """Vocabulary size, distinct-n and top words per split."""
+    rows = [
+        [
+            k,
+            v["vocab_size"],
+            v["tokens"],
+            v["distinct_1"],
+            v["distinct_2"],
+            ", ".join(w for w, _ in v["top_words"][:10]),
+        ]
+        for k, v in r["diversity"].items()
+    ]
+    headers = ["split", "vocabulary", "tokens", "distinct-1", "distinct-2", "top words"]
+    return h.section("Diversity", h.table(headers, rows, numeric={1, 2, 3, 4}))
+
+
+def kept(r: dict[str, Any]) -> str:
+    """Sample rows that made it into the splits."""
+    rows = [[x.get("split", ""), x["source"], _brief(x)] for x in r["examples"]["kept"]]
+    return h.section("Examples of kept rows", h.table(["split", "source", "row"], rows))
+
+
+def removed(r: dict[str, Any]) -> str:
+    """Sample rows removed by each step, with the reason."""
+    parts = [
+        h.section(
+            step,
+            h.table(
                 ["source", "reason", "row"],
                 [[x["source"], x["reason"], json.dumps(x["row"], ensure_ascii=False)[:400]] for x in rows],
-            )
+            ),
+            level=3,
         )
-    out.append("</body></html>\n")
-    return "".join(out)
+        for step, rows in r["examples"]["removed"].items()
+    ]
+    return h.section("Examples of removed rows", "".join(parts))
 
 
 def _brief(x: dict[str, Any]) -> str:

@@ -7,11 +7,9 @@ Order: read -> format -> cleaning steps -> conflicting labels -> exact dedup -> 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from collections.abc import Callable
-from importlib import metadata
+from functools import partial
 from typing import Any
 
 from tunelab.config import Recipe
@@ -27,62 +25,28 @@ from tunelab.data.report_html import render
 from tunelab.data.sources import input_hashes, read_source
 from tunelab.data.split import assign
 from tunelab.runs import RunDir, StageResult, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from tunelab.tasks import Task, get_task
 
-STAGE = "data"
-FORMAT_VERSION = "1"  # bump when the output changes for the same recipe and inputs
-
-
-def outputs(task: str) -> list[str]:
-    files = [f"{s}.jsonl" for s in SPLITS] + ["quarantine.jsonl", "data_report.json", "data_report.html"]
-    return [*files, "labels.json"] if task == "classification" else files
-
-
-def fingerprint(recipe: Recipe, hashes: dict[str, str]) -> str:
+def inputs(recipe: Recipe) -> dict[str, Any]:
+    """What the data stage reads from outside the run directory: its files (and tokenizer)."""
     cfg = recipe.data
-    key: dict[str, Any] = {
-        "data": cfg.model_dump(mode="json"),
-        "task": recipe.task,
-        "seed": recipe.run.seed,
-        "inputs": hashes,
-        "version": FORMAT_VERSION,
-        "tunelab": _version(),
-    }
+    key: dict[str, Any] = dict(input_hashes(cfg))
     if (
         cfg.clean.length.min_tokens is not None
         or cfg.clean.length.max_tokens is not None
         or cfg.report.length_unit == "tokens"
     ):
         key["tokenizer"] = recipe.model.model_dump(mode="json")  # token counts depend on the model
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return key
 
 
-def _version() -> str:
-    try:
-        return metadata.version("tunelab")
-    except metadata.PackageNotFoundError:
-        return "dev"
-
-
-def run(recipe: Recipe, run_dir: RunDir, force: bool = False, tokenizer: Any = None) -> StageResult:
+def run(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> StageResult:
     """Prepare the run's data. ``tokenizer`` overrides the model's (tests pass a small one)."""
-    cfg = recipe.data
-    hashes = input_hashes(cfg)
-    fp = fingerprint(recipe, hashes)
-    names = outputs(recipe.task)
-    if not force and run_dir.is_done(STAGE, fp) and all((run_dir.data / n).exists() for n in names):
-        report = json.loads((run_dir.data / "data_report.json").read_text(encoding="utf-8"))
-        return StageResult(
-            STAGE, metrics=report.get("summary", {}), artifacts=_paths(run_dir, names), skipped=True
-        )
-    with run_dir.stage(STAGE, fp) as info:
-        report = prepare(recipe, run_dir, tokenizer)
-        run_dir.record_inputs(hashes)
-        info.update(report["summary"])
-    return StageResult(STAGE, metrics=report["summary"], artifacts=_paths(run_dir, names))
-
-
-def _paths(run_dir: RunDir, names: list[str]) -> list[str]:
-    return [str(run_dir.data / n) for n in names]
+    report = prepare(recipe, run_dir, tokenizer)
+    names = [f"{s}.jsonl" for s in SPLITS] + ["quarantine.jsonl", "data_report.json", "data_report.html"]
+    if (run_dir.data / "labels.json").exists():
+        names.append("labels.json")
+    return StageResult("data", metrics=report["summary"], artifacts=[str(run_dir.data / n) for n in names])
 
 
 def _tokenizer_loader(recipe: Recipe, tokenizer: Any) -> Callable[[], Any]:
@@ -99,11 +63,12 @@ def _tokenizer_loader(recipe: Recipe, tokenizer: Any) -> Callable[[], Any]:
 def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str, Any]:
     """Do the work and write every artifact; return the report."""
     cfg, seed = recipe.data, recipe.run.seed
-    fmt = {"classification": "classification", "sft": "sft"}.get(recipe.task, "text")
-    o = rep.Outcome(task=recipe.task, read=0, quarantine=Quarantine(), by_split={})
+    task = get_task(recipe.task)
+    fmt = task.data_format
+    o = rep.Outcome(task=fmt, read=0, quarantine=Quarantine(), by_split={})
     reject = o.quarantine.add
 
-    records, allowed = _read(cfg, fmt, seed, o)
+    records, allowed = _read(recipe, task, o)
     ctx = CleanContext(
         task=fmt, allowed_labels=allowed, tokenizer_loader=_tokenizer_loader(recipe, tokenizer)
     )
@@ -142,8 +107,9 @@ def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str,
     atomic_write_jsonl(out / "quarantine.jsonl", o.quarantine.rows)
     unit, counter = _length_counter(cfg, ctx)
     report = rep.build(o, cfg, seed, unit, counter)
-    if fmt == "classification":
-        atomic_write_json(out / "labels.json", {"labels": report["summary"]["labels"]})
+    if task.has_labels:
+        vocabulary = task.label_vocabulary(r.label for r in o.by_split["train"])
+        atomic_write_json(out / "labels.json", {"labels": vocabulary})
     else:
         (out / "labels.json").unlink(missing_ok=True)  # a stale one from an earlier classification run
     atomic_write_json(out / "data_report.json", report)
@@ -151,8 +117,10 @@ def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str,
     return report
 
 
-def _read(cfg: DataConfig, fmt: str, seed: int, o: rep.Outcome) -> tuple[list[Record], dict[int, Any]]:
+def _read(recipe: Recipe, task: Task, o: rep.Outcome) -> tuple[list[Record], dict[int, Any]]:
     """Read and validate every source; returns the records and each source's label allow-list."""
+    cfg, seed, fmt = recipe.data, recipe.run.seed, task.data_format
+    parse_label = partial(task.parse_label, recipe=recipe)
     records: list[Record] = []
     allowed: dict[int, list[str] | None] = {}
     for origin, src in enumerate(cfg.sources):
@@ -160,7 +128,7 @@ def _read(cfg: DataConfig, fmt: str, seed: int, o: rep.Outcome) -> tuple[list[Re
         o.read += len(data.rows)
         # the recipe's list, else a bundled dataset's own (Rotten Tomatoes leaves out `plot`)
         allowed[origin] = cfg.labels if cfg.labels is not None else data.default_labels
-        got = to_records(data, src, origin, fmt, cfg.split.group_by, o.quarantine.add)
+        got = to_records(data, src, origin, fmt, cfg.split.group_by, o.quarantine.add, parse_label)
         o.sources.append(
             {
                 "name": data.name,
@@ -176,7 +144,7 @@ def _read(cfg: DataConfig, fmt: str, seed: int, o: rep.Outcome) -> tuple[list[Re
         records.extend(got)
     o.steps.append(("read", o.read - o.quarantine.counts["read"]))
     o.steps.append(("format", len(records)))
-    if cfg.system_prompt and fmt == "sft":
+    if cfg.system_prompt and fmt == "chat":
         for r in records:
             if r.messages and r.messages[0]["role"] != "system":
                 r.messages.insert(0, {"role": "system", "content": cfg.system_prompt})
@@ -187,7 +155,7 @@ def _deduplicate(
     records: list[Record], cfg: DataConfig, fmt: str, o: rep.Outcome
 ) -> tuple[list[Record], NearDup | None]:
     reject, n_ex = o.quarantine.add, cfg.report.examples
-    conflicts = cfg.clean.conflicts if fmt == "classification" else "keep"
+    conflicts = cfg.clean.conflicts if fmt == "labelled" else "keep"
     records, o.conflict_groups = resolve_conflicts(records, conflicts, reject)
     o.steps.append(("conflicts", len(records)))
     if cfg.dedup.exact:
@@ -234,7 +202,7 @@ def _check_leakage(
 
 def _check_eval_labels(by_split: dict[str, list[Record]], fmt: str) -> None:
     """A label in an explicit validation/test file that train never shows cannot be learned."""
-    if fmt != "classification":
+    if fmt != "labelled":
         return
     train = {r.label for r in by_split["train"]}
     for s in ("validation", "test"):
@@ -278,8 +246,8 @@ def _apply_weights(
 
 
 def _output_row(rec: Record, fmt: str, cfg: DataConfig) -> dict[str, Any]:
-    row: dict[str, Any] = {"messages": rec.messages} if fmt == "sft" else {"text": rec.text}
-    if rec.label is not None and fmt == "classification":
+    row: dict[str, Any] = {"messages": rec.messages} if fmt == "chat" else {"text": rec.text}
+    if rec.label is not None and fmt == "labelled":
         row["label"] = rec.label
     row["source"] = rec.source
     if cfg.split.group_by:

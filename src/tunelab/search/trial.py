@@ -29,9 +29,8 @@ def run_trial(trial: Any, recipe: Recipe, run_dir: RunDir, params: dict[str, Any
     Raises ``optuna.TrialPruned`` when the pruner stopped it; an impossible combination of
     sampled values fails the trial (not the search) with the recipe's own message.
     """
-    from tunelab.pipeline import open_run
+    from tunelab.pipeline import open_run, run_stage
     from tunelab.search.pruning import PruningCallback
-    from tunelab.train import stage as train_stage
 
     optuna = require_optuna()
     folder = trial_dir(run_dir, trial.number)
@@ -45,9 +44,11 @@ def run_trial(trial: Any, recipe: Recipe, run_dir: RunDir, params: dict[str, Any
         trial.set_user_attr("error", str(exc))
         raise
     share_data(run_dir.data, folder.data)
+    # the trial's data is the parent's: so is its record, which the train fingerprint builds on
+    open_run(trial_recipe).set_stage_record("data", run_dir.stage_record("data") or {})
     pruning = PruningCallback(trial, metric)
     try:
-        result = train_stage.run(trial_recipe, open_run(trial_recipe), force=True, callbacks=[pruning])
+        result = run_stage("train", trial_recipe, force=True, callbacks=[pruning])
     finally:
         shutil.rmtree(folder.checkpoints, ignore_errors=True)  # resume state is useless once a trial ends
         gc.collect()

@@ -16,14 +16,21 @@ import torch
 
 from tunelab.config import Recipe
 from tunelab.models.resolve import load_kwargs, load_tokenizer, resolve_model_path
-from tunelab.tasks.base import TASKS, Task
+from tunelab.metrics.registry import Predictions
+from tunelab.registry import TASKS
+from tunelab.tasks.base import Scored, Task
 from tunelab.tasks.loading import pretrained_config
 
 
 @TASKS.register("classification")
 class ClassificationTask(Task):
     name = "classification"
+    has_labels = True
+    headline = ("accuracy", "macro_f1", "ece")
     default_metric = "accuracy"
+    validation_metrics = ("accuracy", "macro_f1")
+    rank_metric = "probe_accuracy"
+    base_note = "base = the pretrained encoder with a new, untrained head (chance level)"
     peft_task_type = "SEQ_CLS"
     label_dtype = torch.long
 
@@ -76,6 +83,20 @@ class ClassificationTask(Task):
         model = load_headed(model_dir).eval()
         return model, AutoTokenizer.from_pretrained(str(model_dir))
 
+    def parse_label(self, value: Any, recipe: Recipe) -> tuple[Any, str | None]:
+        if isinstance(value, bool):
+            return str(value).lower(), None
+        if isinstance(value, int):
+            return str(value), None
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value)), None  # 1.0 from a numeric column means label "1"
+        if isinstance(value, str):
+            return value, None
+        return None, f"label must be a single string or integer, got {type(value).__name__} {str(value)[:40]!r}"
+
+    def label_vocabulary(self, labels) -> list[str]:
+        return sorted(set(labels))
+
     def encode(self, rows, tokenizer, recipe: Recipe, labels) -> list[dict[str, Any]]:
         ids_of = {lab: i for i, lab in enumerate(labels)}
         unknown = sorted({str(r["label"]) for r in rows} - set(ids_of))
@@ -95,15 +116,15 @@ class ClassificationTask(Task):
         return dict(batch)
 
     def loss_data(self, features, labels):
-        from tunelab.train.losses import LossData
+        from tunelab.tasks.losses import LossData
 
         counts = Counter(f["labels"] for f in features)
         n_labels = len(labels) if labels else max(counts, default=-1) + 1
         return LossData(label_counts=[counts.get(i, 0) for i in range(n_labels)])
 
     @torch.no_grad()
-    def predict(self, model, batches: Iterable[dict[str, torch.Tensor]]):
-        """(mean cross-entropy, gold labels, class probabilities) over ``batches``."""
+    def predict(self, model, batches: Iterable[dict[str, torch.Tensor]]) -> tuple[float, Predictions]:
+        """Mean cross-entropy and class probabilities over ``batches``."""
         model.eval()
         losses, gold, probs = [], [], []
         for batch in batches:
@@ -112,46 +133,41 @@ class ClassificationTask(Task):
             gold.append(batch["labels"].numpy())
             probs.append(torch.softmax(logits, dim=-1).numpy())
         y = np.concatenate(gold)
-        return float(sum(losses) / max(len(y), 1)), y, np.concatenate(probs)
+        return float(sum(losses) / max(len(y), 1)), Predictions("labels", y, np.concatenate(probs))
 
-    @torch.no_grad()
-    def example_losses(self, model, batches) -> list[float]:
-        model.eval()
-        out: list[float] = []
-        for batch in batches:
-            logits = self.forward(model, batch).logits.float()
-            out += torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none").tolist()
-        return out
+    def losses_of(self, preds: Predictions) -> np.ndarray:
+        return -np.log(np.clip(preds.scores[np.arange(len(preds)), preds.gold], 1e-12, 1.0))
 
-    def validate(self, model, batches) -> dict[str, float]:
-        from sklearn.metrics import f1_score
+    def details(self, preds: Predictions, recipe: Recipe) -> dict[str, Any]:
+        from tunelab.metrics.classification import classification_metrics
 
-        loss, y, p = self.predict(model, batches)
-        pred = p.argmax(-1)
-        return {
-            "loss": loss,
-            "accuracy": float((pred == y).mean()),
-            "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
-        }
-
-    def evaluate(self, model, tokenizer, rows, recipe: Recipe, labels) -> dict[str, Any]:
-        from tunelab.evaluate.metrics import classification_metrics
-        from tunelab.train.batching import eval_batches
-
-        feats = self.encode(rows, tokenizer, recipe, labels)
-        loss, y, p = self.predict(model, eval_batches(feats, self, tokenizer, recipe.train.eval_batch_size))
         ev = recipe.evaluate
-        out = classification_metrics(
-            y.tolist(),
-            p.argmax(-1).tolist(),
-            probs=p,
+        labels = preds.labels or [str(i) for i in range(preds.scores.shape[1])]
+        return classification_metrics(
+            preds.gold.tolist(),
+            preds.predicted().tolist(),
+            probs=preds.scores,
             labels=labels,
-            n_bootstrap=ev.bootstrap_samples,
+            bootstrap_samples=ev.bootstrap_samples,
             confidence=ev.confidence,
             seed=recipe.run.seed,
         )
-        out["loss"] = loss
-        out["n_examples"] = len(rows)
-        # Per-example figures for paired comparisons; the evaluate stage moves them to their own file.
-        out["per_example"] = {"gold": y.tolist(), "pred": p.argmax(-1).tolist(), "prob": p.max(-1).tolist()}
-        return out
+
+    def prediction_rows(self, rows, preds: Predictions) -> list[dict[str, Any]]:
+        names = preds.labels or []
+        return [
+            {"text": r["text"], "label": r["label"], "predicted": names[k], "probability": round(float(p[k]), 6)}
+            for r, k, p in zip(rows, preds.predicted().tolist(), preds.scores, strict=True)
+        ]
+
+    def rank(self, recipe: Recipe, train, val, labels) -> Scored:
+        """Validation accuracy of a linear probe on frozen mean-pooled features."""
+        from tunelab.models.probe import probe_scores
+
+        ids_of = {lab: i for i, lab in enumerate(labels or [])}
+        if len({r["label"] for r in train}) < 2:
+            raise ValueError("the train sample holds one label only; raise search.rank_train_rows")
+        y_train = [ids_of[r["label"]] for r in train]
+        y_val = np.asarray([ids_of[r["label"]] for r in val])
+        pred, parameters, tokens, seconds = probe_scores(recipe, train, val, y_train, "classifier")
+        return Scored(float((pred == y_val).mean()), parameters, tokens, seconds)

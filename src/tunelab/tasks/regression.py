@@ -42,7 +42,7 @@ class RegressionTask(ClassificationTask):
         return [{"input_ids": ids, "labels": y} for ids, y in zip(enc["input_ids"], targets, strict=True)]
 
     def loss_data(self, features, labels):
-        from tunelab.train.losses import LossData
+        from tunelab.tasks.losses import LossData
 
         return LossData()
 
@@ -67,13 +67,13 @@ class RegressionTask(ClassificationTask):
         return {"loss": figures["mse"], **figures}
 
     def evaluate(self, model, tokenizer, rows, recipe: Recipe, labels=None) -> dict[str, Any]:
-        from tunelab.evaluate.bootstrap import bootstrap_mean
-        from tunelab.train.batching import eval_batches
+        from tunelab.metrics.bootstrap import bootstrap_mean
+        from tunelab.batching import eval_batches
 
         feats = self.encode(rows, tokenizer, recipe)
         y, p = self.predict_values(model, eval_batches(feats, self, tokenizer, recipe.train.eval_batch_size))
         ev = recipe.evaluate
-        kw = {"n_samples": ev.bootstrap_samples, "confidence": ev.confidence, "seed": recipe.run.seed}
+        kw = {"bootstrap_samples": ev.bootstrap_samples, "confidence": ev.confidence, "seed": recipe.run.seed}
         return {"mse": bootstrap_mean((p - y) ** 2, **kw), "mae": bootstrap_mean(np.abs(p - y), **kw),
                 "r2": scores(y, p)["r2"], "n_examples": len(rows)}
 

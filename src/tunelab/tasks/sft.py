@@ -8,16 +8,19 @@ cache, transformers does not look for packed sequences.
 
 from __future__ import annotations
 
-import math
+import time
 from typing import Any
 
+import numpy as np
 import torch
 
 from tunelab.config import Recipe
+from tunelab.metrics.registry import Predictions
 from tunelab.models.resolve import load_kwargs, load_tokenizer, resolve_model_path
-from tunelab.tasks.base import TASKS, Task
+from tunelab.registry import TASKS
+from tunelab.tasks.base import Scored, Task
 from tunelab.tasks.loading import pretrained_config
-from tunelab.train.batching import IGNORE, pack_features
+from tunelab.batching import IGNORE, pack_features
 
 NLL_ROWS = 8  # rows per forward pass when scoring
 
@@ -25,7 +28,12 @@ NLL_ROWS = 8  # rows per forward pass when scoring
 @TASKS.register("sft")
 class SFTTask(Task):
     name = "sft"
+    data_format = "chat"
+    headline = ("perplexity", "rouge_l")
     default_metric = "loss"
+    validation_metrics = ("perplexity",)
+    rank_metric = "perplexity"
+    rank_kind = "causal-lm"
     peft_task_type = "CAUSAL_LM"
     loss_kind = "token"
     default_loss = "answer_only"
@@ -101,11 +109,6 @@ class SFTTask(Task):
         return model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False)
 
     @torch.no_grad()
-    def example_losses(self, model, batches) -> list[float]:
-        """Mean answer-token NLL per feature (a packed row counts as one feature)."""
-        return [s / max(n, 1) for s, n in self.example_nll(model, batches)]
-
-    @torch.no_grad()
     def example_nll(self, model, batches) -> list[tuple[float, int]]:
         """Per example: (sum of answer-token NLL, answer-token count)."""
         model.eval()
@@ -124,46 +127,66 @@ class SFTTask(Task):
                 out.extend(zip(nll.sum(1).tolist(), keep.sum(1).tolist(), strict=True))
         return out
 
-    def validate(self, model, batches) -> dict[str, float]:
+    def predict(self, model, batches) -> tuple[float, Predictions]:
+        """Token-weighted mean NLL, and per example (scored tokens, summed NLL)."""
         pairs = self.example_nll(model, batches)
-        tokens = sum(n for _, n in pairs)
-        loss = sum(s for s, _ in pairs) / max(tokens, 1)
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
+        nll = np.asarray([s for s, _ in pairs], dtype=np.float64)
+        tokens = np.asarray([n for _, n in pairs], dtype=np.float64)
+        return float(nll.sum() / max(tokens.sum(), 1.0)), Predictions("tokens", tokens, nll)
 
-    def evaluate(self, model, tokenizer, rows, recipe: Recipe, labels=None) -> dict[str, Any]:
-        from tunelab.evaluate.generation import generate_answers
-        from tunelab.evaluate.metrics import perplexity_interval
-        from tunelab.evaluate.text import rouge_l
-        from tunelab.train.batching import eval_batches
+    def losses_of(self, preds: Predictions) -> np.ndarray:
+        """Mean answer-token NLL per feature (a packed row counts as one feature)."""
+        return preds.scores / np.maximum(preds.gold, 1.0)
 
+    def details(self, preds: Predictions, recipe: Recipe) -> dict[str, Any]:
+        return {"scored_tokens": int(preds.gold.sum())}
+
+    def prediction_rows(self, rows, preds: Predictions) -> list[dict[str, Any]]:
+        return [
+            {"prompt": r["messages"][-2]["content"] if len(r["messages"]) > 1 else "",
+             "answer": r["messages"][-1]["content"], "tokens": int(n), "nll": round(float(s), 6)}
+            for r, n, s in zip(rows, preds.gold, preds.scores, strict=False)
+        ]
+
+    def evaluate(self, model, tokenizer, rows, recipe: Recipe, labels=None):
+        """Answer perplexity with an interval and, on a sample, ROUGE-L of greedy answers."""
+        from tunelab.metrics.text import rouge_l
+        from tunelab.models.generation import generate_answers
+
+        out, preds = super().evaluate(model, tokenizer, rows, recipe, labels)
         ev = recipe.evaluate
-        feats = self.encode(rows, tokenizer, recipe)
-        pairs = self.example_nll(model, eval_batches(feats, self, tokenizer, recipe.train.eval_batch_size))
-        out: dict[str, Any] = {
-            "perplexity": perplexity_interval(
-                [s for s, _ in pairs],
-                [n for _, n in pairs],
-                n_samples=ev.bootstrap_samples,
-                confidence=ev.confidence,
-                seed=recipe.run.seed,
-            ),
-            "n_examples": len(pairs),
-            "answer_tokens": sum(n for _, n in pairs),
-        }
         if ev.generate_examples:
             sample = rows[: ev.generate_examples]
-            prompts = [r["messages"][:-1] for r in sample]
-            preds = generate_answers(model, tokenizer, prompts, ev.max_new_tokens)
+            answers = generate_answers(model, tokenizer, [r["messages"][:-1] for r in sample], ev.max_new_tokens)
             refs = [r["messages"][-1]["content"] for r in sample]
             scored = rouge_l(
-                preds, refs, n_bootstrap=ev.bootstrap_samples, confidence=ev.confidence, seed=recipe.run.seed
+                answers, refs, bootstrap_samples=ev.bootstrap_samples, confidence=ev.confidence,
+                seed=recipe.run.seed,
             )
             out["rouge_l"] = scored["rouge_l"]
             out["samples"] = [
-                {"prompt": r["messages"][-2]["content"], "reference": ref, "generated": p}
-                for r, ref, p in zip(sample[:10], refs, preds, strict=False)
+                {"prompt": r["messages"][-2]["content"], "reference": ref, "generated": a}
+                for r, ref, a in zip(sample[:10], refs, answers, strict=False)
             ]
-        return out
+        return out, preds
+
+    def rank(self, recipe: Recipe, train, val, labels=None) -> Scored:
+        """Perplexity of the answer tokens of the validation sample (prompts are context only)."""
+        from tunelab.batching import eval_batches
+        from tunelab.metrics.registry import value
+        from tunelab.models.probe import device, parameters
+
+        model, tokenizer = self.load_base(recipe)
+        model.eval().to(device())
+        features = self.encode(val, tokenizer, recipe)
+        if not features:
+            raise ValueError(f"every answer is truncated away at model.max_length={recipe.model.max_length}")
+        batches = eval_batches(features, self, tokenizer, recipe.train.eval_batch_size)
+        start = time.perf_counter()
+        _, preds = self.predict(model, ({k: v.to(model.device) for k, v in b.items()} for b in batches))
+        seconds = time.perf_counter() - start
+        tokens = sum(len(f["input_ids"]) for f in features)
+        return Scored(value("perplexity", preds), parameters(model), tokens, seconds)
 
 
 def _ids(encoded) -> list[int]:

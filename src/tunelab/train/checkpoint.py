@@ -1,7 +1,8 @@
-"""Resumable training state: trainable weights, optimiser, schedule, RNG streams and position.
+"""Resumable training state: trained weights, optimiser, schedule, RNG streams and position.
 
 Each checkpoint folder appears in one rename (``atomic_dir``), so the newest folder present is
-always complete, even after a SIGKILL.
+always complete, even after a SIGKILL. The weights are those of the parameters the optimiser
+holds (``trained_names``), whatever their ``requires_grad`` is at save time.
 """
 
 from __future__ import annotations
@@ -37,16 +38,50 @@ class TrainerState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+def trained_names(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
+    """Names (in model order) of the parameters ``optimizer`` holds: what a checkpoint stores.
+
+    Not "what requires grad now": a strategy such as gradual unfreezing flips ``requires_grad``
+    during training, so a group frozen at save time may have trained earlier or train later.
+    """
+    held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    names = [n for n, p in model.named_parameters() if id(p) in held]
+    if len(names) != len(held):  # a wrapper copied the parameters: saving would silently drop some
+        raise RuntimeError(
+            f"{len(held) - len(names)} of the optimiser's {len(held)} parameters are not parameters "
+            "of the model (a wrapper replaced them?)"
+        )
+    return names
 
 
-def load_trainable(model: torch.nn.Module, path: Path) -> None:
+def trainable_state(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None
+) -> dict[str, torch.Tensor]:
+    """Copies of the optimiser's parameters by name; without ``optimizer``, of those requiring grad."""
+    keep = set(trained_names(model, optimizer)) if optimizer is not None else None
+    return {
+        n: p.detach().clone().contiguous()
+        for n, p in model.named_parameters()
+        if (p.requires_grad if keep is None else n in keep)
+    }
+
+
+def load_trainable(model: torch.nn.Module, path: Path, expected: list[str] | None = None) -> None:
+    """Copy the tensors of ``path`` into ``model``; with ``expected``, the file must hold exactly
+    those names (a checkpoint restores every trained parameter, and nothing else)."""
     weights = load_file(str(path))
     params = dict(model.named_parameters())
     missing = [n for n in weights if n not in params]
     if missing:
         raise RuntimeError(f"{path}: {len(missing)} tensors do not match the model (e.g. {missing[0]})")
+    if expected is not None and set(expected) != set(weights):
+        absent = sorted(set(expected) - set(weights))
+        extra = sorted(set(weights) - set(expected))
+        raise RuntimeError(
+            f"{path} does not hold exactly the optimiser's parameters: {len(absent)} missing"
+            f"{f' (e.g. {absent[0]})' if absent else ''}, {len(extra)} not trained"
+            f"{f' (e.g. {extra[0]})' if extra else ''}; it was written by another run or version"
+        )
     with torch.no_grad():
         for n, t in weights.items():
             params[n].copy_(t)
@@ -56,7 +91,7 @@ def save_checkpoint(folder: Path, model, optimizer, scheduler, state: TrainerSta
     """Write ``folder/step-N`` atomically and prune older ones, keeping ``keep`` and ``best``."""
     target = folder / f"step-{state.global_step:08d}"
     with atomic_dir(target) as tmp:
-        save_file(trainable_state(model), str(tmp / WEIGHTS))
+        save_file(trainable_state(model, optimizer), str(tmp / WEIGHTS))
         torch.save(
             {
                 "optimizer": optimizer.state_dict(),
@@ -78,7 +113,7 @@ def latest_checkpoint(folder: Path) -> Path | None:
 
 
 def load_checkpoint(path: Path, model, optimizer, scheduler) -> TrainerState:
-    load_trainable(model, path / WEIGHTS)
+    load_trainable(model, path / WEIGHTS, trained_names(model, optimizer))
     blob = torch.load(path / OPTIM, weights_only=True)
     optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])
@@ -89,9 +124,19 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> TrainerState:
     return TrainerState(**meta["trainer"])
 
 
-def save_best(folder: Path, model) -> None:
+def save_best(folder: Path, model, optimizer) -> None:
+    """Write ``folder/best``: the optimiser's parameters, as a checkpoint stores them."""
     with atomic_dir(folder / "best") as tmp:
-        save_file(trainable_state(model), str(tmp / WEIGHTS))
+        save_file(trainable_state(model, optimizer), str(tmp / WEIGHTS))
+
+
+def load_best(folder: Path, model, optimizer) -> bool:
+    """Restore ``folder/best`` if there is one; return whether there was."""
+    path = folder / "best" / WEIGHTS
+    if not path.is_file():
+        return False
+    load_trainable(model, path, trained_names(model, optimizer))
+    return True
 
 
 def _py_state(s):

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from tunelab.config.train import TrainConfig
 from tunelab.runs import atomic_write_jsonl
-from tunelab.train.batching import epoch_batches, eval_batches, shard
+from tunelab.batching import epoch_batches, eval_batches, shard
 from tunelab.train.callbacks import FitContext, Plan
 from tunelab.train.checkpoint import (
     WEIGHTS,

@@ -45,4 +45,4 @@ def test_missing_label_column(tmp_path, capsys):
 def test_train_before_data_says_which_stage_to_run(tmp_path, capsys):
     good = tmp_path / "ok.jsonl"
     good.write_text('{"text": "fine", "label": "a"}\n')
-    _fails_cleanly(["train", _recipe(tmp_path, good)], capsys, "train.jsonl is missing", "tunelab data")
+    _fails_cleanly(["train", _recipe(tmp_path, good)], capsys, "needs the 'data' stage", "tunelab data")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tunelab.config import validate_recipe
-from tunelab.data import stage
+from tunelab.pipeline import run_stage
 from tunelab.data.errors import DataError
 from tunelab.runs import RunDir, read_jsonl
 
@@ -27,7 +27,7 @@ def run(tmp_path: Path, path: Path, task: str = "classification", **data: Any) -
         }
     )
     run_dir = RunDir(r.run_dir_path())
-    stage.run(r, run_dir)
+    run_stage("data", r)
     report = json.loads((run_dir.data / "data_report.json").read_text())
     s = report["summary"]
     assert s["rows_read"] == s["rows_kept"] + s["rows_quarantined"]  # nothing dropped silently
@@ -147,7 +147,7 @@ def test_messy_text_is_cleaned_not_dropped(tmp_path: Path) -> None:
             },
         }
     )
-    stage.run(r, RunDir(r.run_dir_path()))
+    run_stage("data", r)
     texts = {x["text"] for x in read_jsonl(r.run_dir_path() / "data" / "train.jsonl")}
     assert texts == {"Tabs and zerowidth bold & entities", "Only this"}
 

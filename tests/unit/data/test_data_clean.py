@@ -14,7 +14,7 @@ def cfg(**clean) -> DataConfig:
     return DataConfig(sources=[{"path": "x.jsonl"}], clean=clean)
 
 
-def ctx(task: str = "classification", allowed: list[str] | None = None, loader=None) -> CleanContext:
+def ctx(task: str = "labelled", allowed: list[str] | None = None, loader=None) -> CleanContext:
     return CleanContext(task=task, allowed_labels={0: allowed}, tokenizer_loader=loader)
 
 

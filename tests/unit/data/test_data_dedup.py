@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tunelab.config import validate_recipe
-from tunelab.data import stage
+from tunelab.pipeline import run_stage
 from tunelab.data.errors import DataError
 from tunelab.runs import RunDir, read_jsonl
 
@@ -44,7 +44,7 @@ def run(tmp_path: Path, path: Path, **dedup: Any):
         }
     )
     run_dir = RunDir(r.run_dir_path())
-    stage.run(r, run_dir)
+    run_stage("data", r)
     out = {s: read_jsonl(run_dir.data / f"{s}.jsonl") for s in ("train", "validation", "test")}
     report = json.loads((run_dir.data / "data_report.json").read_text())
     return out, report, read_jsonl(run_dir.data / "quarantine.jsonl")

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from tunelab.config import validate_recipe
-from tunelab.data import stage
+from tunelab.pipeline import run_stage
 from tunelab.runs import RunDir
 
 
@@ -36,7 +36,7 @@ def build(tmp_path: Path, **extra) -> tuple[dict, str]:
         }
     )
     run_dir = RunDir(r.run_dir_path())
-    stage.run(r, run_dir, tokenizer=FakeTokenizer())
+    run_stage("data", r, tokenizer=FakeTokenizer())
     report = json.loads((run_dir.data / "data_report.json").read_text())
     return report, (run_dir.data / "data_report.html").read_text(encoding="utf-8")
 

@@ -13,7 +13,7 @@ import pytest
 from datasketch import MinHash, MinHashLSH
 
 from tunelab.config import validate_recipe
-from tunelab.data import stage
+from tunelab.pipeline import run_stage
 from tunelab.runs import RunDir, read_jsonl
 
 SPLITS = ("train", "validation", "test")
@@ -31,7 +31,7 @@ def _run(root: Path, **split: Any) -> tuple[dict[str, list[dict]], dict, list[di
         }
     )
     run_dir = RunDir(r.run_dir_path())
-    stage.run(r, run_dir)
+    run_stage("data", r)
     out = {s: read_jsonl(run_dir.data / f"{s}.jsonl") for s in SPLITS}
     report = json.loads((run_dir.data / "data_report.json").read_text())
     return out, report, read_jsonl(run_dir.data / "quarantine.jsonl")

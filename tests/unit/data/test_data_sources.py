@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import REVIEW_WORDS
 
 from tunelab.config import validate_recipe
-from tunelab.data import stage
+from tunelab.pipeline import run_stage
 from tunelab.data.errors import DataError
 from tunelab.runs import RunDir, read_jsonl
 
@@ -45,7 +45,7 @@ def run(tmp_path: Path, sources: list[dict], task: str = "classification", **dat
         }
     )
     run_dir = RunDir(r.run_dir_path())
-    res = stage.run(r, run_dir)
+    res = run_stage("data", r)
     out = {s: read_jsonl(run_dir.data / f"{s}.jsonl") for s in ("train", "validation", "test")}
     return res, out, run_dir
 

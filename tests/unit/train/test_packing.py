@@ -9,7 +9,7 @@ import pytest
 import torch
 from tests.unit.train.fit_helpers import sft_setup
 
-from tunelab.train.batching import IGNORE, pack_features
+from tunelab.batching import IGNORE, pack_features
 
 
 def _features(lengths: list[int]) -> list[dict]:

@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable
 
 from tunelab.config.train import CurriculumSpec, TrainConfig
-from tunelab.train.batching import eval_batches
+from tunelab.batching import eval_batches
 from tunelab.train.callbacks import BatchOrder, Plan
 from tunelab.train.strategies.base import STRATEGIES, StrategySetup
 

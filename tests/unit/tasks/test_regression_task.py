@@ -8,7 +8,7 @@ from tests.helpers import sentiment_rows
 from tests.unit.train.fit_helpers import cls_recipe, run_fit
 
 from tunelab.tasks import get_task
-from tunelab.train.batching import eval_batches
+from tunelab.batching import eval_batches
 
 
 def _rows(n: int) -> list[dict]:

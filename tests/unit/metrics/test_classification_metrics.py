@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.metrics import log_loss as sk_log_loss
 
-from tunelab.evaluate.metrics import (
+from tunelab.metrics.classification import (
     brier_score,
     classification_metrics,
     expected_calibration_error,
@@ -32,7 +32,7 @@ def _random_case(n: int = 250, seed: int = 0) -> tuple[list[int], list[int], np.
 
 def test_matches_sklearn_on_random_data() -> None:
     y, p, probs = _random_case()
-    out = classification_metrics(y, p, probs, LABELS, n_bootstrap=200, confidence=0.9, seed=1)
+    out = classification_metrics(y, p, probs, LABELS, bootstrap_samples=200, confidence=0.9, seed=1)
     assert out["accuracy"]["value"] == pytest.approx(accuracy_score(y, p))
     assert out["macro_f1"]["value"] == pytest.approx(f1_score(y, p, average="macro"))
     prec, rec, f1, sup = precision_recall_fscore_support(y, p, labels=[0, 1, 2, 3], zero_division=0)
@@ -47,12 +47,12 @@ def test_matches_sklearn_on_random_data() -> None:
 
 def test_output_is_json_serialisable_and_plain() -> None:
     y, p, probs = _random_case(60, seed=2)
-    out = classification_metrics(y, p, probs, LABELS, n_bootstrap=20, confidence=0.95, seed=0)
+    out = classification_metrics(y, p, probs, LABELS, bootstrap_samples=20, confidence=0.95, seed=0)
     assert json.loads(json.dumps(out)) == out
 
 
 def test_without_probs_and_absent_class() -> None:
-    out = classification_metrics([0, 1, 1], [0, 1, 0], None, LABELS, n_bootstrap=0, confidence=0.95, seed=0)
+    out = classification_metrics([0, 1, 1], [0, 1, 0], None, LABELS, bootstrap_samples=0, confidence=0.95, seed=0)
     assert "ece" not in out and "brier" not in out and "log_loss" not in out
     assert out["per_class"]["other"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
     assert out["macro_f1"]["value"] == pytest.approx(f1_score([0, 1, 1], [0, 1, 0], average="macro"))
@@ -61,11 +61,11 @@ def test_without_probs_and_absent_class() -> None:
 
 def test_rejects_bad_input() -> None:
     with pytest.raises(ValueError):
-        classification_metrics([0, 4], [0, 1], None, LABELS, n_bootstrap=0, confidence=0.95, seed=0)
+        classification_metrics([0, 4], [0, 1], None, LABELS, bootstrap_samples=0, confidence=0.95, seed=0)
     with pytest.raises(ValueError):
-        classification_metrics([0], [0], np.ones((1, 3)) / 3, LABELS, n_bootstrap=0, confidence=0.95, seed=0)
+        classification_metrics([0], [0], np.ones((1, 3)) / 3, LABELS, bootstrap_samples=0, confidence=0.95, seed=0)
     with pytest.raises(ValueError):
-        classification_metrics([0], [0], None, ["a", "a"], n_bootstrap=0, confidence=0.95, seed=0)
+        classification_metrics([0], [0], None, ["a", "a"], bootstrap_samples=0, confidence=0.95, seed=0)
 
 
 def test_ece_zero_when_perfectly_calibrated() -> None:
@@ -106,12 +106,12 @@ def test_perplexity_is_exp_mean_nll() -> None:
     assert perplexity_from_losses(10_000.0, 1) == math.inf
     with pytest.raises(ValueError):
         perplexity_from_losses(1.0, 0)
-    out = perplexity_interval(nll, tok, n_samples=200, seed=0)
+    out = perplexity_interval(nll, tok, bootstrap_samples=200, seed=0)
     assert out["value"] == pytest.approx(math.exp(9.5 / 7))
     assert out["low"] <= out["value"] <= out["high"]
 
 
 def test_perplexity_interval_constant_per_token_loss() -> None:
     tok = np.array([3, 5, 7, 2])
-    out = perplexity_interval(0.7 * tok, tok, n_samples=100)
+    out = perplexity_interval(0.7 * tok, tok, bootstrap_samples=100)
     assert out["low"] == pytest.approx(math.exp(0.7)) and out["high"] == pytest.approx(math.exp(0.7))

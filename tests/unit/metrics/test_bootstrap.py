@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from tunelab.evaluate.bootstrap import (
+from tunelab.metrics.bootstrap import (
     bootstrap_classification,
     bootstrap_interval,
     bootstrap_mean,
@@ -18,7 +18,7 @@ from tunelab.evaluate.bootstrap import (
     paired_bootstrap_diff,
 )
 
-KEYS = {"value", "low", "high", "confidence", "n_samples"}
+KEYS = {"value", "low", "high", "confidence", "bootstrap_samples"}
 
 
 def _labels(n: int, n_labels: int = 4, noise: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -30,17 +30,17 @@ def _labels(n: int, n_labels: int = 4, noise: float = 0.3, seed: int = 0) -> tup
 
 def test_interval_contains_point_and_has_shape() -> None:
     x = np.random.default_rng(1).normal(2.0, 1.0, 500)
-    out = bootstrap_interval(np.mean, x, n_samples=500, seed=3)
+    out = bootstrap_interval(np.mean, x, bootstrap_samples=500, seed=3)
     assert set(out) == KEYS
     assert out["value"] == pytest.approx(x.mean())
     assert out["low"] < out["value"] < out["high"]
-    assert out["n_samples"] == 500 and out["confidence"] == 0.95
+    assert out["bootstrap_samples"] == 500 and out["confidence"] == 0.95
 
 
 def test_interval_narrows_with_more_data() -> None:
     rng = np.random.default_rng(2)
-    small = bootstrap_mean(rng.random(100) < 0.7, n_samples=500)
-    large = bootstrap_mean(rng.random(5000) < 0.7, n_samples=500)
+    small = bootstrap_mean(rng.random(100) < 0.7, bootstrap_samples=500)
+    large = bootstrap_mean(rng.random(5000) < 0.7, bootstrap_samples=500)
     assert (large["high"] - large["low"]) < 0.5 * (small["high"] - small["low"])
 
 
@@ -58,14 +58,14 @@ def test_deterministic_with_seed() -> None:
 
 
 def test_zero_samples_gives_no_interval() -> None:
-    out = bootstrap_interval(np.mean, [1.0, 2.0, 3.0], n_samples=0)
-    assert out == {"value": 2.0, "low": None, "high": None, "confidence": 0.95, "n_samples": 0}
+    out = bootstrap_interval(np.mean, [1.0, 2.0, 3.0], bootstrap_samples=0)
+    assert out == {"value": 2.0, "low": None, "high": None, "confidence": 0.95, "bootstrap_samples": 0}
 
 
 def test_batched_matches_unbatched_and_chunks_are_seamless() -> None:
     x = np.random.default_rng(6).random(50)
-    slow = bootstrap_interval(np.mean, x, n_samples=300, seed=9)
-    fast = bootstrap_mean(x, n_samples=300, seed=9)
+    slow = bootstrap_interval(np.mean, x, bootstrap_samples=300, seed=9)
+    fast = bootstrap_mean(x, bootstrap_samples=300, seed=9)
     assert fast == pytest.approx(slow)
     # Chunked generation yields the requested number of rows, all in range.
     chunks = list(iter_resample_indices(1_500_000, 3, seed=0))
@@ -75,7 +75,7 @@ def test_batched_matches_unbatched_and_chunks_are_seamless() -> None:
 
 def test_same_indices_for_every_array() -> None:
     x = np.arange(100.0)
-    out = bootstrap_interval(lambda a, b: float(np.abs(a - b).max()), x, x.copy(), n_samples=50)
+    out = bootstrap_interval(lambda a, b: float(np.abs(a - b).max()), x, x.copy(), bootstrap_samples=50)
     assert out["low"] == out["high"] == 0.0
 
 
@@ -92,10 +92,10 @@ def test_input_validation() -> None:
 
 def test_fast_classification_matches_generic_sklearn_path() -> None:
     y, p = _labels(300, n_labels=5, seed=11)
-    fast = bootstrap_classification(y, p, n_labels=5, n_samples=200, seed=13)
-    acc = bootstrap_interval(accuracy_score, y, p, n_samples=200, seed=13)
+    fast = bootstrap_classification(y, p, n_labels=5, bootstrap_samples=200, seed=13)
+    acc = bootstrap_interval(accuracy_score, y, p, bootstrap_samples=200, seed=13)
     f1 = bootstrap_interval(
-        lambda t, q: f1_score(t, q, average="macro", zero_division=0), y, p, n_samples=200, seed=13
+        lambda t, q: f1_score(t, q, average="macro", zero_division=0), y, p, bootstrap_samples=200, seed=13
     )
     assert fast["accuracy"] == pytest.approx(acc, abs=1e-12)
     assert fast["macro_f1"] == pytest.approx(f1, abs=1e-12)
@@ -105,9 +105,9 @@ def test_fast_classification_handles_classes_missing_from_resamples() -> None:
     # Label 3 appears once: many resamples drop it; macro-F1 must still match sklearn's default.
     y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 3])
     p = np.array([0, 1, 1, 0, 2, 2, 0, 1, 2, 0])
-    fast = bootstrap_classification(y, p, n_labels=4, n_samples=100, seed=1)
+    fast = bootstrap_classification(y, p, n_labels=4, bootstrap_samples=100, seed=1)
     slow = bootstrap_interval(
-        lambda t, q: f1_score(t, q, average="macro", zero_division=0), y, p, n_samples=100, seed=1
+        lambda t, q: f1_score(t, q, average="macro", zero_division=0), y, p, bootstrap_samples=100, seed=1
     )
     assert fast["macro_f1"] == pytest.approx(slow, abs=1e-12)
 
@@ -115,13 +115,13 @@ def test_fast_classification_handles_classes_missing_from_resamples() -> None:
 def test_fast_classification_is_fast() -> None:
     y, p = _labels(1300, n_labels=6, seed=12)
     start = time.perf_counter()
-    bootstrap_classification(y, p, n_labels=6, n_samples=1000)
+    bootstrap_classification(y, p, n_labels=6, bootstrap_samples=1000)
     assert time.perf_counter() - start < 1.0
 
 
 def test_ratio_of_sums() -> None:
     num, den = np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 2.0])
-    out = bootstrap_ratio(num, den, n_samples=100, transform=np.exp)
+    out = bootstrap_ratio(num, den, bootstrap_samples=100, transform=np.exp)
     assert out["value"] == pytest.approx(np.exp(1.5))
     assert out["low"] <= out["value"] <= out["high"]
 
@@ -129,8 +129,8 @@ def test_ratio_of_sums() -> None:
 def test_paired_diff_generic_and_fast_agree() -> None:
     y, base = _labels(400, n_labels=3, noise=0.6, seed=20)
     _, tuned = _labels(400, n_labels=3, noise=0.2, seed=20)
-    fast = paired_bootstrap_classification(y, base, tuned, n_labels=3, n_samples=300, seed=2)
-    generic = paired_bootstrap_diff(accuracy_score, (y, base), (y, tuned), n_samples=300, seed=2)
+    fast = paired_bootstrap_classification(y, base, tuned, n_labels=3, bootstrap_samples=300, seed=2)
+    generic = paired_bootstrap_diff(accuracy_score, (y, base), (y, tuned), bootstrap_samples=300, seed=2)
     assert fast["accuracy"] == pytest.approx(generic, abs=1e-12)
     acc = fast["accuracy"]
     assert acc["value"] == pytest.approx(acc["b"] - acc["a"])
@@ -140,8 +140,8 @@ def test_paired_diff_generic_and_fast_agree() -> None:
 
 def test_paired_diff_identical_predictors() -> None:
     y, p = _labels(100, seed=3)
-    out = paired_bootstrap_diff(accuracy_score, (y, p), (y, p), n_samples=50)
+    out = paired_bootstrap_diff(accuracy_score, (y, p), (y, p), bootstrap_samples=50)
     assert out["value"] == 0.0 and out["low"] == out["high"] == 0.0
     assert out["prob_b_better"] == 0.0
-    none = paired_bootstrap_diff(accuracy_score, (y, p), (y, p), n_samples=0)
+    none = paired_bootstrap_diff(accuracy_score, (y, p), (y, p), bootstrap_samples=0)
     assert none["low"] is None and none["prob_b_better"] is None

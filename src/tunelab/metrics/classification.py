@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.metrics import precision_recall_fscore_support
 
-from tunelab.evaluate.bootstrap import Interval, bootstrap_classification, bootstrap_ratio
+from tunelab.metrics.bootstrap import Interval, bootstrap_classification, bootstrap_ratio
 
 
 def _check_probs(y_true: NDArray[np.int64], probs: ArrayLike) -> NDArray[np.float64]:
@@ -62,7 +62,7 @@ def classification_metrics(
     y_pred: Sequence[int],
     probs: np.ndarray | None,
     labels: Sequence[str],
-    n_bootstrap: int = 1000,
+    bootstrap_samples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def classification_metrics(
         raise ValueError("labels must be non-empty and unique")
     t = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(y_pred, dtype=np.int64)
-    boot = bootstrap_classification(t, p, n_labels, n_samples=n_bootstrap, confidence=confidence, seed=seed)
+    boot = bootstrap_classification(t, p, n_labels, bootstrap_samples=bootstrap_samples, confidence=confidence, seed=seed)
     label_ids = list(range(n_labels))
     prec, rec, f1, support = precision_recall_fscore_support(
         t, p, labels=label_ids, average=None, zero_division=0
@@ -120,13 +120,13 @@ def perplexity_from_losses(total_nll: float, total_tokens: int) -> float:
 def perplexity_interval(
     nll_sums: ArrayLike,
     n_tokens: ArrayLike,
-    n_samples: int = 1000,
+    bootstrap_samples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> Interval:
     """Perplexity with a bootstrap interval over examples (ratio of summed nll to summed tokens)."""
     nll = np.asarray(nll_sums, dtype=np.float64)
     tok = np.asarray(n_tokens, dtype=np.float64)
-    out = bootstrap_ratio(nll, tok, n_samples=n_samples, confidence=confidence, seed=seed, transform=np.exp)
+    out = bootstrap_ratio(nll, tok, bootstrap_samples=bootstrap_samples, confidence=confidence, seed=seed, transform=np.exp)
     out["value"] = perplexity_from_losses(float(nll.sum()), int(tok.sum()))
     return out

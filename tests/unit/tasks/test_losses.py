@@ -10,7 +10,7 @@ import torch
 from tunelab.config.train import LOSS_SPECS, ClassWeightedSpec
 from tunelab.registry import UnknownPluginError
 from tunelab.tasks import get_task
-from tunelab.train.losses import LOSSES, LossData, balanced_weights, build_loss
+from tunelab.tasks.losses import LOSSES, LossData, balanced_weights, build_loss
 
 LOGITS = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [0.0, 0.0, 3.0], [1.0, -1.0, 0.0]])
 LABELS = torch.tensor([0, 2, 2, 1])

@@ -1,7 +1,7 @@
 """Percentile bootstrap intervals over rows, with vectorised fast paths for common metrics.
 
 Every bootstrap here draws its row indices from :func:`iter_resample_indices`, so two calls with the
-same ``(n_rows, n_samples, seed)`` see identical resamples: the fast classification path and the
+same ``(n_rows, bootstrap_samples, seed)`` see identical resamples: the fast classification path and the
 generic path agree exactly, and paired comparisons resample base and tuned rows together.
 """
 
@@ -14,29 +14,29 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 Interval = dict[str, Any]
-"""``{"value", "low", "high", "confidence", "n_samples"}``; low/high are None without resamples."""
+"""``{"value", "low", "high", "confidence", "bootstrap_samples"}``; low/high are None without resamples."""
 
 FloatArray = NDArray[np.float64]
 
 _MAX_INDEX_CELLS = 2_000_000  # resampled indices held at once (~16 MB of int64)
 
 
-def _check_settings(n_samples: int, confidence: float) -> None:
-    if n_samples < 0:
-        raise ValueError(f"n_samples must be >= 0, got {n_samples}")
+def _check_settings(bootstrap_samples: int, confidence: float) -> None:
+    if bootstrap_samples < 0:
+        raise ValueError(f"bootstrap_samples must be >= 0, got {bootstrap_samples}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
 
 
-def iter_resample_indices(n_rows: int, n_samples: int, seed: int = 0) -> Iterator[NDArray[np.int64]]:
-    """Yield bootstrap row indices in chunks of shape ``(k, n_rows)``, ``n_samples`` rows in all."""
+def iter_resample_indices(n_rows: int, bootstrap_samples: int, seed: int = 0) -> Iterator[NDArray[np.int64]]:
+    """Yield bootstrap row indices in chunks of shape ``(k, n_rows)``, ``bootstrap_samples`` rows in all."""
     if n_rows <= 0:
         raise ValueError("cannot bootstrap zero rows")
     rng = np.random.default_rng(seed)
     chunk = max(1, _MAX_INDEX_CELLS // n_rows)
     done = 0
-    while done < n_samples:
-        k = min(chunk, n_samples - done)
+    while done < bootstrap_samples:
+        k = min(chunk, bootstrap_samples - done)
         yield rng.integers(0, n_rows, size=(k, n_rows), dtype=np.int64)
         done += k
 
@@ -54,14 +54,14 @@ def percentile_interval(estimates: ArrayLike, confidence: float) -> tuple[float 
 
 def make_interval(value: float, replicates: FloatArray, confidence: float) -> Interval:
     """Build the interval dict from a point estimate and its bootstrap replicates."""
-    n_samples = int(replicates.size)
-    low, high = percentile_interval(replicates, confidence) if n_samples else (None, None)
+    bootstrap_samples = int(replicates.size)
+    low, high = percentile_interval(replicates, confidence) if bootstrap_samples else (None, None)
     return {
         "value": float(value),
         "low": low,
         "high": high,
         "confidence": float(confidence),
-        "n_samples": n_samples,
+        "bootstrap_samples": bootstrap_samples,
     }
 
 
@@ -82,18 +82,18 @@ def _as_row_arrays(arrays: Sequence[ArrayLike]) -> tuple[list[np.ndarray], int]:
 def bootstrap_replicates(
     metric_fn: Callable[..., Any],
     *arrays: ArrayLike,
-    n_samples: int = 1000,
+    bootstrap_samples: int = 1000,
     seed: int = 0,
     batched: bool = False,
 ) -> FloatArray:
-    """The metric on each resample, shape ``(n_samples,)``.
+    """The metric on each resample, shape ``(bootstrap_samples,)``.
 
     With ``batched=True`` ``metric_fn`` receives arrays with a leading resample axis ``(k, n, ...)``
     and must return ``k`` values; otherwise it is called once per resample with ``(n, ...)`` arrays.
     """
     arrs, n = _as_row_arrays(arrays)
     out: list[float] = []
-    for idx in iter_resample_indices(n, n_samples, seed):
+    for idx in iter_resample_indices(n, bootstrap_samples, seed):
         if batched:
             vals = np.asarray(metric_fn(*(a[idx] for a in arrs)), dtype=np.float64).reshape(len(idx))
             out.extend(vals.tolist())
@@ -111,7 +111,7 @@ def _point(metric_fn: Callable[..., Any], arrs: Sequence[np.ndarray], batched: b
 def bootstrap_interval(
     metric_fn: Callable[..., Any],
     *arrays: ArrayLike,
-    n_samples: int = 1000,
+    bootstrap_samples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
     batched: bool = False,
@@ -121,21 +121,21 @@ def bootstrap_interval(
     The same resampled row indices are applied to every array. See :func:`bootstrap_replicates`
     for ``batched``.
     """
-    _check_settings(n_samples, confidence)
+    _check_settings(bootstrap_samples, confidence)
     arrs, _ = _as_row_arrays(arrays)
     value = _point(metric_fn, arrs, batched)
-    reps = bootstrap_replicates(metric_fn, *arrs, n_samples=n_samples, seed=seed, batched=batched)
+    reps = bootstrap_replicates(metric_fn, *arrs, bootstrap_samples=bootstrap_samples, seed=seed, batched=batched)
     return make_interval(value, reps, confidence)
 
 
 def bootstrap_mean(
-    values: ArrayLike, n_samples: int = 1000, confidence: float = 0.95, seed: int = 0
+    values: ArrayLike, bootstrap_samples: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> Interval:
     """Vectorised bootstrap interval of the mean of a 1-D array."""
     return bootstrap_interval(
         lambda x: x.mean(axis=1),
         np.asarray(values, dtype=np.float64),
-        n_samples=n_samples,
+        bootstrap_samples=bootstrap_samples,
         confidence=confidence,
         seed=seed,
         batched=True,
@@ -145,7 +145,7 @@ def bootstrap_mean(
 def bootstrap_ratio(
     numer: ArrayLike,
     denom: ArrayLike,
-    n_samples: int = 1000,
+    bootstrap_samples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
     transform: Callable[[FloatArray], FloatArray] | None = None,
@@ -161,7 +161,7 @@ def bootstrap_ratio(
         ratio,
         np.asarray(numer, dtype=np.float64),
         np.asarray(denom, dtype=np.float64),
-        n_samples=n_samples,
+        bootstrap_samples=bootstrap_samples,
         confidence=confidence,
         seed=seed,
         batched=True,
@@ -204,15 +204,15 @@ def _as_labels(y: ArrayLike, n_labels: int, name: str) -> NDArray[np.int64]:
 
 
 def classification_replicates(
-    y_true: ArrayLike, y_pred: ArrayLike, n_labels: int, n_samples: int = 1000, seed: int = 0
+    y_true: ArrayLike, y_pred: ArrayLike, n_labels: int, bootstrap_samples: int = 1000, seed: int = 0
 ) -> tuple[FloatArray, FloatArray]:
-    """Per-resample (accuracy, macro-F1), each of shape ``(n_samples,)``."""
+    """Per-resample (accuracy, macro-F1), each of shape ``(bootstrap_samples,)``."""
     t = _as_labels(y_true, n_labels, "y_true")
     p = _as_labels(y_pred, n_labels, "y_pred")
     _, n = _as_row_arrays([t, p])
     acc: list[FloatArray] = [np.empty(0)]
     f1: list[FloatArray] = [np.empty(0)]
-    for idx in iter_resample_indices(n, n_samples, seed):
+    for idx in iter_resample_indices(n, bootstrap_samples, seed):
         cm = confusion_matrices(t, p, n_labels, idx)
         acc.append(accuracy_from_confusion(cm))
         f1.append(macro_f1_from_confusion(cm))
@@ -230,14 +230,14 @@ def bootstrap_classification(
     y_true: ArrayLike,
     y_pred: ArrayLike,
     n_labels: int,
-    n_samples: int = 1000,
+    bootstrap_samples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, Interval]:
     """``{"accuracy": Interval, "macro_f1": Interval}`` from per-resample confusion matrices."""
-    _check_settings(n_samples, confidence)
+    _check_settings(bootstrap_samples, confidence)
     cm = _full_confusion(y_true, y_pred, n_labels)
-    acc, f1 = classification_replicates(y_true, y_pred, n_labels, n_samples, seed)
+    acc, f1 = classification_replicates(y_true, y_pred, n_labels, bootstrap_samples, seed)
     return {
         "accuracy": make_interval(float(accuracy_from_confusion(cm)), acc, confidence),
         "macro_f1": make_interval(float(macro_f1_from_confusion(cm)), f1, confidence),
@@ -262,7 +262,7 @@ def paired_bootstrap_diff(
     metric_fn: Callable[..., Any],
     a_arrays: Sequence[ArrayLike],
     b_arrays: Sequence[ArrayLike],
-    n_samples: int = 1000,
+    bootstrap_samples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
     batched: bool = False,
@@ -271,15 +271,15 @@ def paired_bootstrap_diff(
 
     Returns the :data:`Interval` keys (``value`` is the difference) plus ``a``, ``b``, ``prob_b_better``.
     """
-    _check_settings(n_samples, confidence)
+    _check_settings(bootstrap_samples, confidence)
     a_arrs, n_a = _as_row_arrays(a_arrays)
     b_arrs, n_b = _as_row_arrays(b_arrays)
     if n_a != n_b:
         raise ValueError(f"paired arrays differ in length: {n_a} vs {n_b}")
     a = _point(metric_fn, a_arrs, batched)
     b = _point(metric_fn, b_arrs, batched)
-    reps_a = bootstrap_replicates(metric_fn, *a_arrs, n_samples=n_samples, seed=seed, batched=batched)
-    reps_b = bootstrap_replicates(metric_fn, *b_arrs, n_samples=n_samples, seed=seed, batched=batched)
+    reps_a = bootstrap_replicates(metric_fn, *a_arrs, bootstrap_samples=bootstrap_samples, seed=seed, batched=batched)
+    reps_b = bootstrap_replicates(metric_fn, *b_arrs, bootstrap_samples=bootstrap_samples, seed=seed, batched=batched)
     return make_diff(a, b, reps_a, reps_b, confidence)
 
 
@@ -288,16 +288,16 @@ def paired_bootstrap_classification(
     pred_a: ArrayLike,
     pred_b: ArrayLike,
     n_labels: int,
-    n_samples: int = 1000,
+    bootstrap_samples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, Interval]:
     """Fast paired comparison of two predictors: ``{"accuracy": diff, "macro_f1": diff}``."""
-    _check_settings(n_samples, confidence)
+    _check_settings(bootstrap_samples, confidence)
     cm_a = _full_confusion(y_true, pred_a, n_labels)
     cm_b = _full_confusion(y_true, pred_b, n_labels)
-    acc_a, f1_a = classification_replicates(y_true, pred_a, n_labels, n_samples, seed)
-    acc_b, f1_b = classification_replicates(y_true, pred_b, n_labels, n_samples, seed)
+    acc_a, f1_a = classification_replicates(y_true, pred_a, n_labels, bootstrap_samples, seed)
+    acc_b, f1_b = classification_replicates(y_true, pred_b, n_labels, bootstrap_samples, seed)
     acc = [float(accuracy_from_confusion(cm)) for cm in (cm_a, cm_b)]
     f1 = [float(macro_f1_from_confusion(cm)) for cm in (cm_a, cm_b)]
     return {

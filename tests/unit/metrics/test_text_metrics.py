@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunelab.evaluate.text import rouge_l, rouge_l_scores
+from tunelab.metrics.text import rouge_l, rouge_l_scores
 
 
 def test_identical_and_disjoint() -> None:
@@ -21,12 +21,12 @@ def test_hand_computed_lcs() -> None:
 def test_mean_with_interval() -> None:
     preds = ["the cat sat", "apple banana", "a b c d e", "hello world"]
     refs = ["the cat sat", "cherry grape", "a x c y e z", "hello there world"]
-    out = rouge_l(preds, refs, n_bootstrap=200, seed=0)
+    out = rouge_l(preds, refs, bootstrap_samples=200, seed=0)
     assert out["n"] == 4 and len(out["per_example"]) == 4
     interval = out["rouge_l"]
     assert interval["value"] == pytest.approx(sum(out["per_example"]) / 4)
     assert 0.0 <= interval["low"] <= interval["value"] <= interval["high"] <= 1.0
-    assert rouge_l(preds, refs, n_bootstrap=200, seed=0) == out
+    assert rouge_l(preds, refs, bootstrap_samples=200, seed=0) == out
 
 
 def test_rejects_mismatched_or_empty() -> None:

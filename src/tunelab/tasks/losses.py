@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from tunelab.registry import Registry
-from tunelab.train.batching import IGNORE
+from tunelab.batching import IGNORE
 
 
 @dataclass

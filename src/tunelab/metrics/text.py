@@ -8,7 +8,7 @@ from typing import Any
 
 from rouge_score import rouge_scorer
 
-from tunelab.evaluate.bootstrap import bootstrap_mean
+from tunelab.metrics.bootstrap import bootstrap_mean
 
 
 @lru_cache(maxsize=1)
@@ -31,7 +31,7 @@ def rouge_l_scores(predictions: Sequence[str], references: Sequence[str]) -> lis
 def rouge_l(
     predictions: Sequence[str],
     references: Sequence[str],
-    n_bootstrap: int = 1000,
+    bootstrap_samples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -39,5 +39,5 @@ def rouge_l(
     scores = rouge_l_scores(predictions, references)
     if not scores:
         raise ValueError("no predictions to score")
-    interval = bootstrap_mean(scores, n_samples=n_bootstrap, confidence=confidence, seed=seed)
+    interval = bootstrap_mean(scores, bootstrap_samples=bootstrap_samples, confidence=confidence, seed=seed)
     return {"rouge_l": interval, "per_example": scores, "n": len(scores)}

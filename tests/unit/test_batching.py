@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from tunelab.train.batching import epoch_batches, shard
+from tunelab.batching import epoch_batches, shard
 
 
 def test_order_is_deterministic_and_covers_every_row_once():

@@ -1,0 +1,1 @@
+"""Metric functions and confidence intervals (numpy / scikit-learn; no models)."""

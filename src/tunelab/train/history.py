@@ -1,0 +1,67 @@
+"""The training log: ``state.history`` in memory and ``train_log.jsonl`` on disk, one entry a line.
+
+Entries: ``{"step", "epoch", "loss", "lr", "tokens_per_s"}`` every ``log_every`` steps,
+``{"step", "validation"}`` after each evaluation and ``{"step", "stopped"}`` when a strategy stops.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunelab.runs import atomic_write_jsonl
+
+if TYPE_CHECKING:
+    from tunelab.train.session import Session
+
+
+class TrainLog:
+    """Appends to the history and, on the main process, to the log file."""
+
+    def __init__(self, path: Path, history: list[dict[str, Any]], main: bool) -> None:
+        self.path, self.history, self.main = path, history, main
+
+    def restart(self) -> None:
+        """Rewrite the file from the history: a resumed run drops the lines logged after its checkpoint."""
+        if self.main:
+            atomic_write_jsonl(self.path, self.history)
+
+    def append(self, entry: dict[str, Any]) -> None:
+        self.history.append(entry)
+        if self.main:
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry) + "\n")
+
+
+@dataclass
+class LossWindow:
+    """The training losses since the last log line, whose mean that line reports."""
+
+    total: float = 0.0
+    n: int = 0
+
+    def add(self, loss: float) -> None:
+        self.total, self.n = self.total + loss, self.n + 1
+
+    def take(self) -> float:
+        mean = self.total / self.n
+        self.total, self.n = 0.0, 0
+        return mean
+
+
+def log_progress(run: Session, window: LossWindow, tokens_per_s: float, epoch_batches: int) -> None:
+    """Every ``log_every`` steps (and at the last): the window's mean loss, the rate and tokens/s."""
+    state = run.state
+    if not run.due(run.cfg.log_every):
+        return
+    run.log.append(
+        {
+            "step": state.global_step,
+            "epoch": round(state.epoch + state.batch_in_epoch / epoch_batches, 4),
+            "loss": window.take(),
+            "lr": run.scheduler.get_last_lr()[0],
+            "tokens_per_s": tokens_per_s,
+        }
+    )

@@ -1,0 +1,180 @@
+"""What one ``fit`` call sets up before its first step, and the small decisions its loop asks of it.
+
+A :class:`Session` holds the accelerator, the schedule, the optimiser, the (possibly resumed) trainer
+state and the strategies' hooks, so that the helpers of the loop take one argument.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator, PartialState
+from tqdm.auto import tqdm
+
+from tunelab.batching import epoch_batches, shard
+from tunelab.config.train import TrainConfig
+from tunelab.train.callbacks import FitContext, Plan
+from tunelab.train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
+from tunelab.train.history import TrainLog
+from tunelab.train.optim import build_optimizer, build_scheduler
+from tunelab.train.precision import choose_precision
+
+
+@dataclass
+class FitInputs:
+    """What is trained, on what: the model (trained in place), its tokenizer, the task, the splits."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    task: Any  # tunelab.tasks.Task
+    train: list[dict[str, Any]]
+    val: list[dict[str, Any]]
+
+
+@dataclass
+class FitPaths:
+    """Where ``fit`` writes: checkpoint folders (``step-N``, ``best``) and the JSON-lines log."""
+
+    checkpoints: Path
+    log: Path
+
+
+@dataclass
+class Schedule:
+    """Step counts, per process: optimiser steps per epoch, in all, between evaluations and saves."""
+
+    steps_per_epoch: int
+    total: int
+    eval_every: int
+    save_every: int
+
+    @classmethod
+    def build(cls, lengths: list[int], cfg: TrainConfig, seed: int, acc: Accelerator) -> Schedule:
+        # the plain order's batch count stands for every order's (strategies keep the batch count)
+        batches = epoch_batches(lengths, cfg.batch_size * acc.num_processes, seed, 0, False)
+        per_epoch = len(shard(batches, acc.process_index, acc.num_processes))
+        if per_epoch == 0:
+            raise ValueError(f"no training batches: {len(lengths)} rows, batch_size {cfg.batch_size}")
+        steps_per_epoch = math.ceil(per_epoch / cfg.grad_accum)
+        total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+        eval_every = cfg.eval_every or steps_per_epoch
+        return cls(steps_per_epoch, total, eval_every, cfg.save_every or eval_every)
+
+
+def make_accelerator(cfg: TrainConfig) -> tuple[Accelerator, str]:
+    """The accelerator for ``cfg.precision`` and the precision chosen ("bf16" or "fp32")."""
+    cpu = not torch.cuda.is_available()
+    # Ask the process state (not a throwaway Accelerator: accelerate keeps one shared state, and a
+    # second Accelerator with another mixed_precision would be refused) which device we are on.
+    precision = choose_precision(cfg.precision, PartialState(cpu=cpu).device)
+    return Accelerator(cpu=cpu, mixed_precision="bf16" if precision == "bf16" else "no"), precision
+
+
+@dataclass
+class Session:
+    inputs: FitInputs
+    paths: FitPaths
+    cfg: TrainConfig
+    seed: int
+    plan: Plan
+    acc: Accelerator
+    precision: str
+    schedule: Schedule
+    model: torch.nn.Module  # as prepared by accelerate (DDP-wrapped under a launcher)
+    raw: torch.nn.Module  # unwrapped: what checkpoints and callbacks see
+    optimizer: Any
+    scheduler: Any
+    state: TrainerState
+    resumed_from: int | None
+    ctx: FitContext
+    log: TrainLog
+    metric: str
+    higher_is_better: bool
+    lengths: list[int]
+    bar: Any = None
+
+    @classmethod
+    def start(
+        cls, inputs: FitInputs, cfg: TrainConfig, seed: int, paths: FitPaths, resume: bool, plan: Plan
+    ) -> Session:
+        """Build the optimiser, restore the latest checkpoint (``resume``) or clear stale ones, and
+        run the strategies' ``on_fit_start`` hooks."""
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        acc, precision = make_accelerator(cfg)
+        lengths = [len(f["input_ids"]) for f in inputs.train]
+        schedule = Schedule.build(lengths, cfg, seed, acc)
+        optimizer = build_optimizer(inputs.model, cfg, plan.param_groups)
+        scheduler = build_scheduler(optimizer, cfg, schedule.total)
+        model, optimizer = acc.prepare(inputs.model, optimizer)
+        raw = acc.unwrap_model(model)
+        state, resumed_from = TrainerState(), None
+        if resume and (ckpt := latest_checkpoint(paths.checkpoints)) is not None:
+            state = load_checkpoint(ckpt, raw, optimizer, scheduler)
+            resumed_from = state.global_step
+        elif acc.is_main_process:  # a fresh start: stale checkpoints must not leak into this run
+            shutil.rmtree(paths.checkpoints, ignore_errors=True)
+        log = TrainLog(paths.log, state.history, acc.is_main_process)
+        log.restart()
+        ctx = FitContext(
+            raw, optimizer, scheduler, state, cfg, schedule.total, schedule.steps_per_epoch, inputs.train
+        )
+        ctx.stop, ctx.stop_reason = bool(state.stopped), state.stopped
+        metric = cfg.metric_for_best or inputs.task.default_metric
+        run = cls(
+            inputs, paths, cfg, seed, plan, acc, precision, schedule, model, raw, optimizer, scheduler,
+            state, resumed_from, ctx, log, metric, inputs.task.greater_is_better(metric), lengths,
+        )
+        run.hooks("on_fit_start")
+        run.bar = tqdm(
+            total=schedule.total,
+            initial=state.global_step,
+            desc="train",
+            unit="step",
+            disable=not acc.is_main_process,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+        return run
+
+    def hooks(self, name: str, *args: Any) -> None:
+        """Call hook ``name`` of every strategy callback, in plan order."""
+        for cb in self.plan.callbacks:
+            getattr(cb, name)(self.ctx, *args)
+
+    def running(self) -> bool:
+        return self.state.global_step < self.schedule.total and not self.ctx.stop
+
+    def epoch_batches(self) -> list[list[int]]:
+        """This process's share of the current epoch's batches (index lists into the train split)."""
+        order = self.plan.batch_order or epoch_batches
+        batches = order(
+            self.lengths, self.cfg.batch_size * self.acc.num_processes, self.seed, self.state.epoch,
+            self.cfg.group_by_length,
+        )
+        return shard(batches, self.acc.process_index, self.acc.num_processes)
+
+    def due(self, every: int) -> bool:
+        """Whether the step just done is a multiple of ``every`` or the last one."""
+        return self.state.global_step % every == 0 or self.state.global_step == self.schedule.total
+
+    def note_stop(self) -> None:
+        """Record (once) that a strategy asked to stop, so a resumed run stays stopped."""
+        if self.ctx.stop and not self.state.stopped:
+            self.state.stopped = self.ctx.stop_reason or "stopped by a strategy"
+            self.log.append({"step": self.state.global_step, "stopped": self.state.stopped})
+
+    def checkpoint(self, epoch_done: bool) -> None:
+        """Save ``step-N`` every ``save_every`` steps and at the end (the main process only)."""
+        final = self.state.global_step == self.schedule.total or self.ctx.stop
+        if not self.acc.is_main_process or not (self.state.global_step % self.schedule.save_every == 0 or final):
+            return
+        # a checkpoint at the end of an epoch resumes at the start of the next one
+        at = replace(self.state, epoch=self.state.epoch + 1, batch_in_epoch=0) if epoch_done else self.state
+        save_checkpoint(self.paths.checkpoints, self.raw, self.optimizer, self.scheduler, at, self.cfg.keep_checkpoints)
