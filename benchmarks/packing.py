@@ -41,10 +41,10 @@ def prepare(workdir: Path, train_rows: int, val_rows: int) -> Path:
 
 def padding_share(recipe, run_dir: Path, steps: int) -> float:
     """Share of padding in the batches the loop ran (rebuilt from the same features and batch order)."""
+    from tunelab.batching import epoch_batches
     from tunelab.models.resolve import load_tokenizer
     from tunelab.runs import read_jsonl
     from tunelab.tasks import get_task
-    from tunelab.batching import epoch_batches
 
     task, cfg = get_task("sft"), recipe.train
     feats = task.encode(read_jsonl(run_dir / "data/train.jsonl"), load_tokenizer(recipe.model), recipe)

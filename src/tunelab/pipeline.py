@@ -154,6 +154,8 @@ def _world() -> int:
 
 
 def _barrier() -> None:
-    from accelerate import PartialState  # only under several processes: it initialises the group
+    # Only under several processes: this joins the process group (gloo on CPU), as the loop does.
+    import torch
+    from accelerate import PartialState
 
-    PartialState().wait_for_everyone()
+    PartialState(cpu=not torch.cuda.is_available()).wait_for_everyone()

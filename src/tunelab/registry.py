@@ -9,8 +9,8 @@ importing them (so validating a recipe stays cheap), and each is imported when f
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
 from collections.abc import Callable
+from importlib import metadata
 from typing import Generic, TypeVar
 
 T = TypeVar("T")

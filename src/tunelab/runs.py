@@ -160,7 +160,9 @@ class RunDir:
     def stage_record(self, stage: str) -> dict[str, Any] | None:
         return self.read_manifest().get("stages", {}).get(stage)
 
-    def set_stage_record(self, stage: str, record: dict[str, Any], inputs: dict[str, Any] | None = None) -> None:
+    def set_stage_record(
+        self, stage: str, record: dict[str, Any], inputs: dict[str, Any] | None = None
+    ) -> None:
         m = self.read_manifest()
         m.setdefault("stages", {})[stage] = record
         if inputs:

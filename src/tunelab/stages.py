@@ -74,7 +74,9 @@ class Stage:
             raise ValueError(f"stage {self.name!r} cannot need itself")
         names = [o.name for o in self.options]
         if len(set(names)) != len(names) or {"force", "recipe", "run_dir"} & set(names):
-            raise ValueError(f"stage {self.name!r}: option names must be distinct and not force/recipe/run_dir")
+            raise ValueError(
+                f"stage {self.name!r}: option names must be distinct and not force/recipe/run_dir"
+            )
 
     def function(self) -> Callable[..., Any]:
         return _resolve(self.run, f"stage {self.name!r} function")

@@ -11,8 +11,8 @@ import pytest
 from tests.helpers import REVIEW_WORDS
 
 from tunelab.config import validate_recipe
-from tunelab.pipeline import run_stage
 from tunelab.data.errors import DataError
+from tunelab.pipeline import run_stage
 from tunelab.runs import RunDir, file_sha256, read_jsonl
 
 SPLITS = ("train", "validation", "test")

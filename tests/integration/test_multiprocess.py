@@ -100,3 +100,78 @@ def test_two_cpu_processes_match_one(tiny_bert, tmp_path):
     for step, (a, b) in enumerate(zip(single, ddp, strict=True), start=1):
         assert abs(a - b) <= TOLERANCE * max(1.0, abs(a)), f"step {step}: {a} vs {b}"
     assert (tmp_path / "ddp/model/model.safetensors").is_file()
+
+
+def _launch(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    accelerate = str(Path(sys.executable).with_name("accelerate"))
+    return subprocess.run(
+        [
+            accelerate,
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(_free_port()),
+            "-m",
+            "tunelab.cli.main",
+            *args,
+        ],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.skipif(
+    shutil.which("accelerate") is None and not Path(sys.executable).with_name("accelerate").exists(),
+    reason="accelerate CLI not installed",
+)
+def test_under_two_processes_only_rank_zero_writes_the_manifest(tmp_path):
+    repo = Path(__file__).parents[2]
+    log = tmp_path / "writes.log"
+    raw = {
+        "plugins": ["tests.plugins.rank_stages"],
+        "run": {"name": "ranks", "output_dir": str(tmp_path)},
+        "data": {"sources": [{"path": str(tmp_path / "unused.jsonl")}]},
+        "stages": ["prepare", "everywhere"],
+    }
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(raw))
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "TUNELAB_TEST_LOG": str(log),
+        "PYTHONPATH": str(repo),
+    }
+    out = _launch(["run", str(recipe)], env, repo)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp_path / "ranks"
+    assert sorted(p.name for p in run.glob("*-rank*")) == [
+        "everywhere-rank0",
+        "everywhere-rank1",
+        "prepare-rank0",
+    ]
+    writers = log.read_text().split()
+    assert writers and set(writers) == {"0"}  # rank 1 never wrote the manifest
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert {k: v["status"] for k, v in manifest["stages"].items()} == {
+        "prepare": "done",
+        "everywhere": "done",
+    }
+    assert manifest["stages"]["everywhere"]["summary"] == {"rank": 0}  # the record is rank 0's
+
+    log.unlink()
+    again = _launch(["run", str(recipe)], env, repo)  # current: both ranks skip both stages
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert set(log.read_text().split()) <= {"0"}
+    assert json.loads((run / "manifest.json").read_text())["stages"] == manifest["stages"]

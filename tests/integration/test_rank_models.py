@@ -12,10 +12,10 @@ from tests.helpers import classification_recipe, sentiment_rows, sft_recipe, wri
 
 from tunelab.cli.main import main
 from tunelab.config import validate_recipe
-from tunelab.search.ranking import rank_models
-from tunelab.tasks import get_task
 from tunelab.pipeline import run_stage
 from tunelab.runs import RunDir
+from tunelab.search.ranking import rank_models
+from tunelab.tasks import get_task
 
 
 def prepared(raw: dict):

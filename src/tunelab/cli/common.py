@@ -34,8 +34,13 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from tunelab.runs import MissingArtifactError
 
     errors: list[type[BaseException]] = [
-        RecipeError, MissingArtifactError, UnknownPluginError, FileNotFoundError, FileExistsError,
-        ValueError, ImportError,
+        RecipeError,
+        MissingArtifactError,
+        UnknownPluginError,
+        FileNotFoundError,
+        FileExistsError,
+        ValueError,
+        ImportError,
     ]
     return tuple(errors)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -21,9 +22,18 @@ app.command("tune")(search.tune)
 app.command("rank-models")(search.rank_models)
 
 
-def add_stage_verbs() -> None:
-    """One verb per registered stage (entry points and plug-ins); ``main`` calls it on every start."""
-    from tunelab.stages import load_stages
+def add_stage_verbs(argv: list[str]) -> None:
+    """One verb per registered stage (entry points and plug-ins); ``main`` calls it on every start.
+
+    A recipe on the command line may name ``plugins`` that register more stages: they are imported
+    first, so ``tunelab <plug-in stage> recipe.yaml`` works (an import error is reported later, by
+    the recipe's validation, with its key).
+    """
+    from tunelab.stages import import_plugins, load_stages
+
+    for arg in argv:
+        if arg.endswith((".yaml", ".yml")) and Path(arg).is_file():
+            import_plugins(_plugins_of(Path(arg)))
 
     taken = {c.name for c in app.registered_commands}
     for stage in load_stages():
@@ -31,11 +41,23 @@ def add_stage_verbs() -> None:
             app.command(stage.name, help=stage.help)(stages.stage_verb(stage))
 
 
+def _plugins_of(recipe: Path) -> list[str]:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    plugins = raw.get("plugins") if isinstance(raw, dict) else None
+    return [p for p in plugins if isinstance(p, str)] if isinstance(plugins, list) else []
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code so tests can call it in-process."""
-    add_stage_verbs()
+    args = argv if argv is not None else sys.argv[1:]
+    add_stage_verbs(args)
     try:
-        code = app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
+        code = app(args=args, standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
     except SystemExit as exc:  # click's usage errors

@@ -49,9 +49,9 @@ def tune(
 @friendly
 def rank_models(recipe: RecipeArg, overrides: OverridesArg = None, candidates: CandidatesOpt = None) -> None:
     """Score candidate base models on a sample of the run's data, before fine-tuning any of them."""
-    from tunelab.search.ranking import rank_models as rank
     from tunelab.pipeline import run_stage
     from tunelab.runs import RunDir
+    from tunelab.search.ranking import rank_models as rank
 
     r = load(recipe, overrides)
     names = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else None

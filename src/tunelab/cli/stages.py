@@ -43,15 +43,19 @@ def stage_verb(stage: Stage) -> Callable[..., None]:
 
     params = [
         inspect.Parameter("recipe", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=RecipeArg),
-        inspect.Parameter("overrides", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
-                          annotation=OverridesArg),
+        inspect.Parameter(
+            "overrides", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=OverridesArg
+        ),
         inspect.Parameter("force", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=ForceOpt),
     ]
     for o in flags:
         kind = o.type | None if o.default is None else o.type
         annotation = Annotated[kind, typer.Option(o.flag, help=o.help)]
-        params.append(inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default,
-                                        annotation=annotation))
+        params.append(
+            inspect.Parameter(
+                o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default, annotation=annotation
+            )
+        )
     verb.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     verb.__annotations__ = {p.name: p.annotation for p in params}
     verb.__name__ = stage.name.replace("-", "_")

@@ -21,12 +21,15 @@ from tunelab.config.run import RunConfig
 from tunelab.config.search import SearchConfig
 from tunelab.config.train import TrainConfig
 
+
 class Recipe(Section):
     plugins: list[str] = Field(
         default_factory=list, description="modules imported first; they may register stages, losses, metrics"
     )
     run: RunConfig = RunConfig()
-    task: str = Field("classification", description="a registered task: classification, regression, multilabel, sft, lm")
+    task: str = Field(
+        "classification", description="a registered task: classification, regression, multilabel, sft, lm"
+    )
     data: DataConfig
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()

@@ -18,7 +18,9 @@ STAGE = register(
             "data/data_report.html",
         ),
         inputs="tunelab.data.stage:inputs",
-        options=(Option("tokenizer", None, "a tokenizer object for token lengths (tests)", object, cli=False),),
+        options=(
+            Option("tokenizer", None, "a tokenizer object for token lengths (tests)", object, cli=False),
+        ),
     )
 )
 

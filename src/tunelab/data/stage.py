@@ -27,6 +27,7 @@ from tunelab.data.split import assign
 from tunelab.runs import RunDir, StageResult, atomic_write_json, atomic_write_jsonl, atomic_write_text
 from tunelab.tasks import Task, get_task
 
+
 def inputs(recipe: Recipe) -> dict[str, Any]:
     """What the data stage reads from outside the run directory: its files (and tokenizer)."""
     cfg = recipe.data

@@ -124,7 +124,9 @@ def bootstrap_interval(
     _check_settings(bootstrap_samples, confidence)
     arrs, _ = _as_row_arrays(arrays)
     value = _point(metric_fn, arrs, batched)
-    reps = bootstrap_replicates(metric_fn, *arrs, bootstrap_samples=bootstrap_samples, seed=seed, batched=batched)
+    reps = bootstrap_replicates(
+        metric_fn, *arrs, bootstrap_samples=bootstrap_samples, seed=seed, batched=batched
+    )
     return make_interval(value, reps, confidence)
 
 
@@ -278,8 +280,12 @@ def paired_bootstrap_diff(
         raise ValueError(f"paired arrays differ in length: {n_a} vs {n_b}")
     a = _point(metric_fn, a_arrs, batched)
     b = _point(metric_fn, b_arrs, batched)
-    reps_a = bootstrap_replicates(metric_fn, *a_arrs, bootstrap_samples=bootstrap_samples, seed=seed, batched=batched)
-    reps_b = bootstrap_replicates(metric_fn, *b_arrs, bootstrap_samples=bootstrap_samples, seed=seed, batched=batched)
+    reps_a = bootstrap_replicates(
+        metric_fn, *a_arrs, bootstrap_samples=bootstrap_samples, seed=seed, batched=batched
+    )
+    reps_b = bootstrap_replicates(
+        metric_fn, *b_arrs, bootstrap_samples=bootstrap_samples, seed=seed, batched=batched
+    )
     return make_diff(a, b, reps_a, reps_b, confidence)
 
 

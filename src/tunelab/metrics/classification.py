@@ -76,7 +76,9 @@ def classification_metrics(
         raise ValueError("labels must be non-empty and unique")
     t = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(y_pred, dtype=np.int64)
-    boot = bootstrap_classification(t, p, n_labels, bootstrap_samples=bootstrap_samples, confidence=confidence, seed=seed)
+    boot = bootstrap_classification(
+        t, p, n_labels, bootstrap_samples=bootstrap_samples, confidence=confidence, seed=seed
+    )
     label_ids = list(range(n_labels))
     prec, rec, f1, support = precision_recall_fscore_support(
         t, p, labels=label_ids, average=None, zero_division=0
@@ -127,6 +129,8 @@ def perplexity_interval(
     """Perplexity with a bootstrap interval over examples (ratio of summed nll to summed tokens)."""
     nll = np.asarray(nll_sums, dtype=np.float64)
     tok = np.asarray(n_tokens, dtype=np.float64)
-    out = bootstrap_ratio(nll, tok, bootstrap_samples=bootstrap_samples, confidence=confidence, seed=seed, transform=np.exp)
+    out = bootstrap_ratio(
+        nll, tok, bootstrap_samples=bootstrap_samples, confidence=confidence, seed=seed, transform=np.exp
+    )
     out["value"] = perplexity_from_losses(float(nll.sum()), int(tok.sum()))
     return out

@@ -110,7 +110,9 @@ def value(name: str, preds: Predictions) -> float:
 def interval(name: str, preds: Predictions, bootstrap_samples: int, confidence: float, seed: int) -> Interval:
     """The metric with a percentile bootstrap interval over rows."""
     point = value(name, preds)
-    reps = [value(name, preds.subset(row)) for idx in _resamples(preds, bootstrap_samples, seed) for row in idx]
+    reps = [
+        value(name, preds.subset(row)) for idx in _resamples(preds, bootstrap_samples, seed) for row in idx
+    ]
     return make_interval(point, np.asarray(reps, dtype=np.float64), confidence)
 
 

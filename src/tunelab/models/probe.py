@@ -52,8 +52,10 @@ def fit_probe(x, y: list[int]):
         return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
 
     folds = max(2, min(5, *(y.count(k) for k in set(y))))
-    best = max(PROBE_STRENGTHS,
-               key=lambda c: cross_val_score(probe(c), x, y, cv=folds, scoring="neg_log_loss").mean())
+    best = max(
+        PROBE_STRENGTHS,
+        key=lambda c: cross_val_score(probe(c), x, y, cv=folds, scoring="neg_log_loss").mean(),
+    )
     return probe(best).fit(x, y)
 
 
@@ -73,7 +75,9 @@ def fit_multilabel_probe(x, y):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(C=0.1, max_iter=2000))).fit(x, y)
+    return make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(C=0.1, max_iter=2000))).fit(
+        x, y
+    )
 
 
 def mean_pooled(model, tokenizer, texts: list[str], max_length: int, batch_size: int):
@@ -87,8 +91,13 @@ def mean_pooled(model, tokenizer, texts: list[str], max_length: int, batch_size:
     with torch.no_grad():
         for at in range(0, len(order), batch_size):
             idx = order[at : at + batch_size]
-            enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
-                            return_tensors="pt").to(model.device)
+            enc = tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            ).to(model.device)
             mask = enc["attention_mask"]
             start = time.perf_counter()
             hidden = model(input_ids=enc["input_ids"], attention_mask=mask).last_hidden_state.float()

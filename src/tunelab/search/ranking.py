@@ -31,8 +31,9 @@ def rank_models(recipe: Recipe, run_dir: RunDir, candidates: list[str] | None = 
     labels = run_dir.labels() if task.has_labels else None
     entries = [_score_one(task, recipe, name, train, val, labels) for name in names]
     if all(e["error"] for e in entries):
-        raise ValueError("no candidate could be scored:\n" + "\n".join(f"  {e['name']}: {e['error']}"
-                                                                       for e in entries))
+        raise ValueError(
+            "no candidate could be scored:\n" + "\n".join(f"  {e['name']}: {e['error']}" for e in entries)
+        )
     higher = higher_is_better(task.rank_metric)
     sign = -1.0 if higher else 1.0
     entries.sort(key=lambda e: (e["score"] is None, sign * (e["score"] or 0.0)))  # failures last
@@ -63,8 +64,14 @@ def default_candidates(recipe: Recipe, kind: str) -> list[str]:
 def _score_one(task: Task, recipe: Recipe, name: str, train, val, labels) -> dict[str, Any]:
     from transformers import set_seed
 
-    entry: dict[str, Any] = {"name": name, "score": None, "parameters": None, "tokens_per_s": None,
-                             "seconds": 0.0, "error": None}
+    entry: dict[str, Any] = {
+        "name": name,
+        "score": None,
+        "parameters": None,
+        "tokens_per_s": None,
+        "seconds": 0.0,
+        "error": None,
+    }
     candidate = recipe.model_copy(update={"model": recipe.model.model_copy(update={"name": name})})
     start = time.perf_counter()
     try:
@@ -73,8 +80,11 @@ def _score_one(task: Task, recipe: Recipe, name: str, train, val, labels) -> dic
     except Exception as exc:  # one candidate that cannot load must not hide the others' scores
         entry["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     else:
-        entry.update(score=scored.score, parameters=scored.parameters,
-                     tokens_per_s=scored.tokens / max(scored.seconds, 1e-9))
+        entry.update(
+            score=scored.score,
+            parameters=scored.parameters,
+            tokens_per_s=scored.tokens / max(scored.seconds, 1e-9),
+        )
     entry["seconds"] = round(time.perf_counter() - start, 2)
     return entry
 

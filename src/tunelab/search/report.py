@@ -15,8 +15,16 @@ from tunelab.search.study import objective, search_config, search_dir, storage_u
 from tunelab.search.trial import trial_dir
 
 UNFINISHED = ("RUNNING", "WAITING")  # another worker may still be using these folders
-ATTRS = ("worker", "recipe_default", "steps", "best_step", "train_seconds", "pruned_at_validation", "run_dir",
-         "error")
+ATTRS = (
+    "worker",
+    "recipe_default",
+    "steps",
+    "best_step",
+    "train_seconds",
+    "pruned_at_validation",
+    "run_dir",
+    "error",
+)
 
 
 def write_reports(study: Any, recipe: Recipe, run_dir: RunDir) -> dict[str, Any]:
@@ -90,8 +98,11 @@ def write_plots(study: Any, path) -> list[str]:
     # plotly.js once, inline: the page works offline and stays one file
     parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, (_, fig) in enumerate(figures)]
     body = "\n".join(f"<h2>{name}</h2>\n{part}" for (name, _), part in zip(figures, parts, strict=True))
-    atomic_write_text(path, f"<!doctype html>\n<html><head><meta charset='utf-8'><title>search: "
-                            f"{study.study_name}</title></head><body>\n{body}\n</body></html>\n")
+    atomic_write_text(
+        path,
+        f"<!doctype html>\n<html><head><meta charset='utf-8'><title>search: "
+        f"{study.study_name}</title></head><body>\n{body}\n</body></html>\n",
+    )
     return [name for name, _ in figures]
 
 
@@ -106,8 +117,13 @@ def _trial_summary(t: Any | None, recipe: Recipe) -> dict[str, Any] | None:
     if t is None:
         return None
     params = decode(search_config(recipe), t.params)
-    return {"number": t.number, "state": t.state.name, "value": t.value, "params": params,
-            "run_dir": t.user_attrs.get("run_dir")}
+    return {
+        "number": t.number,
+        "state": t.state.name,
+        "value": t.value,
+        "params": params,
+        "run_dir": t.user_attrs.get("run_dir"),
+    }
 
 
 def _count_states(trials: list[Any]) -> dict[str, int]:

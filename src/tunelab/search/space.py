@@ -84,11 +84,15 @@ def check_space(recipe: Recipe, cfg: SearchConfig) -> None:
             continue
         own, inside = recipe_value(recipe, key), _own(recipe, key, param)[0]
         if own is MISSING:
-            problems.append(f"{where}: the recipe has no value here to replay as trial 0; set the key "
-                            "in the recipe, or set search.enqueue_default: false")
+            problems.append(
+                f"{where}: the recipe has no value here to replay as trial 0; set the key "
+                "in the recipe, or set search.enqueue_default: false"
+            )
         elif not inside:
-            problems.append(f"{where}: the recipe's own value {own!r} is outside the space; widen it "
-                            "(trial 0 replays the recipe's values) or set search.enqueue_default: false")
+            problems.append(
+                f"{where}: the recipe's own value {own!r} is outside the space; widen it "
+                "(trial 0 replays the recipe's values) or set search.enqueue_default: false"
+            )
     if problems:
         raise RecipeError("search.space", problems)
 

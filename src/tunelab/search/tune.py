@@ -45,8 +45,9 @@ def tune(recipe: Recipe, workers: int = 1) -> dict[str, Any]:
     with run_dir.stage("search") as info:
         study = open_study(recipe, run_dir, index=0)  # before the helpers, so they join rather than race
         if cfg.enqueue_default:
-            study.enqueue_trial(default_params(recipe, cfg), user_attrs={"recipe_default": True},
-                                skip_if_exists=True)
+            study.enqueue_trial(
+                default_params(recipe, cfg), user_attrs={"recipe_default": True}, skip_if_exists=True
+            )
         helpers = _start_helpers(recipe, folder, workers - 1)
         try:
             optimize(study, recipe, run_dir)
@@ -105,8 +106,9 @@ def _start_helpers(recipe: Recipe, folder: Path, n: int) -> list[tuple[subproces
         with log.open("w", encoding="utf-8") as fh:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "tunelab.search.worker", str(path), str(index)],
-                stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
             )
         helpers.append((proc, log))
     return helpers
-

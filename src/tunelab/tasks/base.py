@@ -157,7 +157,9 @@ class Task(ABC):
         """Features packed into rows of at most ``max_length`` tokens (``train.packing``)."""
         raise ValueError(f"train.packing is for sft and lm; task {self.name!r} cannot pack examples")
 
-    def after_fit(self, model, val_features: list[dict[str, Any]], tokenizer, recipe: Recipe) -> dict[str, Any]:
+    def after_fit(
+        self, model, val_features: list[dict[str, Any]], tokenizer, recipe: Recipe
+    ) -> dict[str, Any]:
         """Settings learned on validation after training, saved in the model info (a threshold)."""
         return {}
 

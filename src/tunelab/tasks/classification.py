@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from tunelab.config import Recipe
-from tunelab.models.resolve import load_kwargs, load_tokenizer, resolve_model_path
 from tunelab.metrics.registry import Predictions
+from tunelab.models.resolve import load_kwargs, load_tokenizer, resolve_model_path
 from tunelab.registry import TASKS
 from tunelab.tasks.base import Scored, Task
 from tunelab.tasks.loading import pretrained_config
@@ -92,7 +92,10 @@ class ClassificationTask(Task):
             return str(int(value)), None  # 1.0 from a numeric column means label "1"
         if isinstance(value, str):
             return value, None
-        return None, f"label must be a single string or integer, got {type(value).__name__} {str(value)[:40]!r}"
+        return (
+            None,
+            f"label must be a single string or integer, got {type(value).__name__} {str(value)[:40]!r}",
+        )
 
     def label_vocabulary(self, labels) -> list[str]:
         return sorted(set(labels))
@@ -156,7 +159,12 @@ class ClassificationTask(Task):
     def prediction_rows(self, rows, preds: Predictions) -> list[dict[str, Any]]:
         names = preds.labels or []
         return [
-            {"text": r["text"], "label": r["label"], "predicted": names[k], "probability": round(float(p[k]), 6)}
+            {
+                "text": r["text"],
+                "label": r["label"],
+                "predicted": names[k],
+                "probability": round(float(p[k]), 6),
+            }
             for r, k, p in zip(rows, preds.predicted().tolist(), preds.scores, strict=True)
         ]
 

@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from tunelab.registry import Registry
 from tunelab.batching import IGNORE
+from tunelab.registry import Registry
 
 
 @dataclass

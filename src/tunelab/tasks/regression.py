@@ -67,8 +67,8 @@ class RegressionTask(ClassificationTask):
         return {"loss": figures["mse"], **figures}
 
     def evaluate(self, model, tokenizer, rows, recipe: Recipe, labels=None) -> dict[str, Any]:
-        from tunelab.metrics.bootstrap import bootstrap_mean
         from tunelab.batching import eval_batches
+        from tunelab.metrics.bootstrap import bootstrap_mean
 
         feats = self.encode(rows, tokenizer, recipe)
         y, p = self.predict_values(model, eval_batches(feats, self, tokenizer, recipe.train.eval_batch_size))

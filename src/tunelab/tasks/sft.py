@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from tunelab.batching import IGNORE, pack_features
 from tunelab.config import Recipe
 from tunelab.metrics.registry import Predictions
 from tunelab.models.resolve import load_kwargs, load_tokenizer, resolve_model_path
 from tunelab.registry import TASKS
 from tunelab.tasks.base import Scored, Task
 from tunelab.tasks.loading import pretrained_config
-from tunelab.batching import IGNORE, pack_features
 
 NLL_ROWS = 8  # rows per forward pass when scoring
 
@@ -143,8 +143,12 @@ class SFTTask(Task):
 
     def prediction_rows(self, rows, preds: Predictions) -> list[dict[str, Any]]:
         return [
-            {"prompt": r["messages"][-2]["content"] if len(r["messages"]) > 1 else "",
-             "answer": r["messages"][-1]["content"], "tokens": int(n), "nll": round(float(s), 6)}
+            {
+                "prompt": r["messages"][-2]["content"] if len(r["messages"]) > 1 else "",
+                "answer": r["messages"][-1]["content"],
+                "tokens": int(n),
+                "nll": round(float(s), 6),
+            }
             for r, n, s in zip(rows, preds.gold, preds.scores, strict=False)
         ]
 
@@ -157,10 +161,15 @@ class SFTTask(Task):
         ev = recipe.evaluate
         if ev.generate_examples:
             sample = rows[: ev.generate_examples]
-            answers = generate_answers(model, tokenizer, [r["messages"][:-1] for r in sample], ev.max_new_tokens)
+            answers = generate_answers(
+                model, tokenizer, [r["messages"][:-1] for r in sample], ev.max_new_tokens
+            )
             refs = [r["messages"][-1]["content"] for r in sample]
             scored = rouge_l(
-                answers, refs, bootstrap_samples=ev.bootstrap_samples, confidence=ev.confidence,
+                answers,
+                refs,
+                bootstrap_samples=ev.bootstrap_samples,
+                confidence=ev.confidence,
                 seed=recipe.run.seed,
             )
             out["rouge_l"] = scored["rouge_l"]

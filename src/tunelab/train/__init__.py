@@ -12,7 +12,9 @@ STAGE = register(
         outputs=("model/tunelab_model.json", "metrics/train_summary.json"),
         options=(
             Option("resume", False, "continue training from the last checkpoint", reruns=True),
-            Option("callbacks", None, "extra training-loop callbacks (hyperparameter search)", object, cli=False),
+            Option(
+                "callbacks", None, "extra training-loop callbacks (hyperparameter search)", object, cli=False
+            ),
         ),
         all_ranks=True,
     )

@@ -56,7 +56,7 @@ class Schedule:
 
     @classmethod
     def build(cls, lengths: list[int], cfg: TrainConfig, seed: int, acc: Accelerator) -> Schedule:
-        # the plain order's batch count stands for every order's (strategies keep the batch count)
+        # fixed before training from the plain order (a strategy's order may vary by epoch)
         batches = epoch_batches(lengths, cfg.batch_size * acc.num_processes, seed, 0, False)
         per_epoch = len(shard(batches, acc.process_index, acc.num_processes))
         if per_epoch == 0:
@@ -78,6 +78,8 @@ def make_accelerator(cfg: TrainConfig) -> tuple[Accelerator, str]:
 
 @dataclass
 class Session:
+    """The state of one ``fit`` call; built by :meth:`start`."""
+
     inputs: FitInputs
     paths: FitPaths
     cfg: TrainConfig
@@ -128,8 +130,10 @@ class Session:
         ctx.stop, ctx.stop_reason = bool(state.stopped), state.stopped
         metric = cfg.metric_for_best or inputs.task.default_metric
         run = cls(
-            inputs, paths, cfg, seed, plan, acc, precision, schedule, model, raw, optimizer, scheduler,
-            state, resumed_from, ctx, log, metric, inputs.task.greater_is_better(metric), lengths,
+            inputs=inputs, paths=paths, cfg=cfg, seed=seed, plan=plan, acc=acc, precision=precision,
+            schedule=schedule, model=model, raw=raw, optimizer=optimizer, scheduler=scheduler,
+            state=state, resumed_from=resumed_from, ctx=ctx, log=log, metric=metric,
+            higher_is_better=inputs.task.greater_is_better(metric), lengths=lengths,
         )
         run.hooks("on_fit_start")
         run.bar = tqdm(
@@ -148,7 +152,12 @@ class Session:
         for cb in self.plan.callbacks:
             getattr(cb, name)(self.ctx, *args)
 
+    def show_progress(self, loss: float, tokens_per_s: float) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens_per_s:,.0f}")
+
     def running(self) -> bool:
+        """Steps are left and no strategy has stopped the run."""
         return self.state.global_step < self.schedule.total and not self.ctx.stop
 
     def epoch_batches(self) -> list[list[int]]:
@@ -172,9 +181,12 @@ class Session:
 
     def checkpoint(self, epoch_done: bool) -> None:
         """Save ``step-N`` every ``save_every`` steps and at the end (the main process only)."""
-        final = self.state.global_step == self.schedule.total or self.ctx.stop
-        if not self.acc.is_main_process or not (self.state.global_step % self.schedule.save_every == 0 or final):
+        state = self.state
+        final = state.global_step == self.schedule.total or self.ctx.stop
+        if not self.acc.is_main_process or not (state.global_step % self.schedule.save_every == 0 or final):
             return
         # a checkpoint at the end of an epoch resumes at the start of the next one
-        at = replace(self.state, epoch=self.state.epoch + 1, batch_in_epoch=0) if epoch_done else self.state
-        save_checkpoint(self.paths.checkpoints, self.raw, self.optimizer, self.scheduler, at, self.cfg.keep_checkpoints)
+        at = replace(state, epoch=state.epoch + 1, batch_in_epoch=0) if epoch_done else state
+        save_checkpoint(
+            self.paths.checkpoints, self.raw, self.optimizer, self.scheduler, at, self.cfg.keep_checkpoints
+        )

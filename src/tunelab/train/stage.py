@@ -25,6 +25,7 @@ def run(
     from tunelab.tasks import get_task
     from tunelab.tasks.base import MODEL_INFO
     from tunelab.train.loop import fit
+    from tunelab.train.session import FitInputs, FitPaths
     from tunelab.train.strategies import StrategySetup, build_plan
 
     task = get_task(recipe.task)
@@ -46,8 +47,12 @@ def run(
     plan.callbacks += list(callbacks or [])
     run_dir.metrics.mkdir(parents=True, exist_ok=True)
     result = fit(
-        model, tokenizer, task, train, val, recipe.train, recipe.run.seed,
-        run_dir.checkpoints, run_dir.metrics / "train_log.jsonl", resume=resume, plan=plan,
+        FitInputs(model, tokenizer, task, train, val),
+        recipe.train,
+        recipe.run.seed,
+        FitPaths(run_dir.checkpoints, run_dir.metrics / "train_log.jsonl"),
+        resume=resume,
+        plan=plan,
     )
     if not PartialState().is_main_process:  # under accelerate launch only rank 0 writes
         return StageResult("train", metrics={"rank": PartialState().process_index})

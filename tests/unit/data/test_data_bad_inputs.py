@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tunelab.config import validate_recipe
-from tunelab.pipeline import run_stage
 from tunelab.data.errors import DataError
+from tunelab.pipeline import run_stage
 from tunelab.runs import RunDir, read_jsonl
 
 BAD = Path(__file__).resolve().parents[2] / "data" / "bad_inputs"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tunelab.config import validate_recipe
-from tunelab.pipeline import run_stage
 from tunelab.data.errors import DataError
+from tunelab.pipeline import run_stage
 from tunelab.runs import RunDir, read_jsonl
 
 WORDS = [f"word{i}" for i in range(400)]

@@ -13,8 +13,8 @@ import pytest
 from tests.helpers import REVIEW_WORDS
 
 from tunelab.config import validate_recipe
-from tunelab.pipeline import run_stage
 from tunelab.data.errors import DataError
+from tunelab.pipeline import run_stage
 from tunelab.runs import RunDir, read_jsonl
 
 TEXT_FOLDER = Path(__file__).resolve().parents[2] / "data" / "text_folder"

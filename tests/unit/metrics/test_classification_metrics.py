@@ -52,7 +52,9 @@ def test_output_is_json_serialisable_and_plain() -> None:
 
 
 def test_without_probs_and_absent_class() -> None:
-    out = classification_metrics([0, 1, 1], [0, 1, 0], None, LABELS, bootstrap_samples=0, confidence=0.95, seed=0)
+    out = classification_metrics(
+        [0, 1, 1], [0, 1, 0], None, LABELS, bootstrap_samples=0, confidence=0.95, seed=0
+    )
     assert "ece" not in out and "brier" not in out and "log_loss" not in out
     assert out["per_class"]["other"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
     assert out["macro_f1"]["value"] == pytest.approx(f1_score([0, 1, 1], [0, 1, 0], average="macro"))
@@ -63,7 +65,9 @@ def test_rejects_bad_input() -> None:
     with pytest.raises(ValueError):
         classification_metrics([0, 4], [0, 1], None, LABELS, bootstrap_samples=0, confidence=0.95, seed=0)
     with pytest.raises(ValueError):
-        classification_metrics([0], [0], np.ones((1, 3)) / 3, LABELS, bootstrap_samples=0, confidence=0.95, seed=0)
+        classification_metrics(
+            [0], [0], np.ones((1, 3)) / 3, LABELS, bootstrap_samples=0, confidence=0.95, seed=0
+        )
     with pytest.raises(ValueError):
         classification_metrics([0], [0], None, ["a", "a"], bootstrap_samples=0, confidence=0.95, seed=0)
 

@@ -7,8 +7,8 @@ import torch
 from tests.helpers import sentiment_rows
 from tests.unit.train.fit_helpers import cls_recipe, run_fit
 
-from tunelab.tasks import get_task
 from tunelab.batching import eval_batches
+from tunelab.tasks import get_task
 
 
 def _rows(n: int) -> list[dict]:

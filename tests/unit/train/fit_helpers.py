@@ -10,7 +10,7 @@ from tests.helpers import classification_recipe, qa_rows, sentiment_rows, sft_re
 from tunelab.config import Recipe, validate_recipe
 from tunelab.tasks import get_task
 from tunelab.train.callbacks import Callback, FitContext, Plan
-from tunelab.train.loop import FitResult, fit
+from tunelab.train.loop import FitInputs, FitPaths, FitResult, fit
 
 LABELS = ["neg", "pos"]
 
@@ -43,8 +43,9 @@ def sft_setup(tiny_llama: Path, tmp_path: Path, n: int = 48, **train: Any):
 
 def run_fit(recipe: Recipe, task, model, tok, train, val, tmp_path: Path, plan: Plan | None = None,
             resume: bool = False) -> FitResult:
-    return fit(model, tok, task, train, val, recipe.train, recipe.run.seed, tmp_path / "ckpt",
-               tmp_path / "log.jsonl", resume=resume, plan=plan)
+    """``fit`` with checkpoints in ``tmp_path/ckpt`` and the log in ``tmp_path/log.jsonl``."""
+    return fit(FitInputs(model, tok, task, train, val), recipe.train, recipe.run.seed,
+               FitPaths(tmp_path / "ckpt", tmp_path / "log.jsonl"), resume=resume, plan=plan)
 
 
 class Record(Callback):

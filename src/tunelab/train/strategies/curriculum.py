@@ -17,8 +17,8 @@ import math
 import random
 from collections.abc import Callable
 
-from tunelab.config.train import CurriculumSpec, TrainConfig
 from tunelab.batching import eval_batches
+from tunelab.config.train import CurriculumSpec, TrainConfig
 from tunelab.train.callbacks import BatchOrder, Plan
 from tunelab.train.strategies.base import STRATEGIES, StrategySetup
 
