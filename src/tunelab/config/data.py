@@ -203,7 +203,15 @@ class ReportConfig(Section):
 class DataConfig(Section):
     sources: list[SourceConfig] = Field(min_length=1)
     labels: list[str] | None = Field(
-        None, description="classification: keep only these labels; other rows go to quarantine"
+        None,
+        description="classification, multilabel: keep only these labels (every member of a label set); "
+        "other rows go to quarantine",
+    )
+    label_delimiter: str | None = Field(
+        None,
+        min_length=1,
+        description="multilabel: split a string label on this, e.g. '|' for 'sports|politics'; "
+        "default none: label sets come as lists and a plain string is one label",
     )
     system_prompt: str | None = Field(
         None, description="sft: a system message put first in every conversation"

@@ -67,6 +67,12 @@ class MSESpec(_Spec):
     name: Literal["mse"] = "mse"
 
 
+class BCESpec(_Spec):
+    """Multi-label: a sigmoid per label and binary cross-entropy, averaged over labels and rows."""
+
+    name: Literal["bce"] = "bce"
+
+
 class GradualUnfreezingSpec(_Spec):
     """ULMFiT: the head first, then one layer group more per ``every`` (top layers first)."""
 
@@ -121,7 +127,7 @@ def _by_name(*specs: type[_Spec]) -> dict[str, type[_Spec]]:
 
 
 LOSS_SPECS = _by_name(
-    CrossEntropySpec, ClassWeightedSpec, LabelSmoothingSpec, FocalSpec, AnswerOnlySpec, MSESpec
+    CrossEntropySpec, ClassWeightedSpec, LabelSmoothingSpec, FocalSpec, AnswerOnlySpec, MSESpec, BCESpec
 )
 STRATEGY_SPECS = _by_name(GradualUnfreezingSpec, LayerwiseLRSpec, CurriculumSpec, EarlyStoppingSpec)
 
@@ -156,6 +162,7 @@ LossSpec = Annotated[
     | FocalSpec
     | AnswerOnlySpec
     | MSESpec
+    | BCESpec
     | PluginSpec,
     _router("loss", LOSS_SPECS),
 ]

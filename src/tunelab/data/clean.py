@@ -16,7 +16,7 @@ from typing import Any
 
 from tunelab.config.data import DataConfig
 from tunelab.data.pii import PiiScrubber
-from tunelab.data.records import Record
+from tunelab.data.records import Record, is_number
 from tunelab.registry import Registry
 
 Step = Callable[[Record], str | None]
@@ -151,26 +151,42 @@ def pii_step(cfg: DataConfig, ctx: CleanContext) -> Step | None:
 
 @CLEAN_STEPS.register("labels")
 def label_step(cfg: DataConfig, ctx: CleanContext) -> Step | None:
-    """Normalise labels (strip, lower-case, rename) and enforce the allow-list."""
+    """Normalise labels (strip, lower-case, rename) and enforce the allow-list.
+
+    A label set (a tuple) is normalised member by member, then de-duplicated and sorted again;
+    a numeric label (a regression target) has nothing to normalise and no allow-list.
+    """
     lc = cfg.clean.labels
     allowed = {k: (set(v) if v is not None else None) for k, v in ctx.allowed_labels.items()}
     if ctx.task != "labelled" or (not lc.enabled and not any(allowed.values())):
         return None
     mapping = {(k.strip().lower() if lc.lowercase else k.strip()): v for k, v in lc.map.items()}
 
+    def normalise(label: str) -> str:
+        if not lc.enabled:
+            return label
+        label = " ".join(label.split())
+        if lc.lowercase:
+            label = label.lower()
+        return mapping.get(label, label)
+
     def step(rec: Record) -> str | None:
-        label = rec.label or ""
-        if lc.enabled:
-            label = " ".join(label.split())
-            if lc.lowercase:
-                label = label.lower()
-            label = mapping.get(label, label)
-        if not label:
-            return "empty label"
+        if is_number(rec.label):
+            return None
+        if isinstance(rec.label, tuple):
+            names = tuple(sorted({n for n in map(normalise, rec.label) if n}))
+            if not names:
+                return "empty label set"
+        else:
+            names = (normalise(rec.label or ""),)
+            if not names[0]:
+                return "empty label"
         allowed_set = allowed.get(rec.origin)
-        if allowed_set is not None and label not in allowed_set:
-            return f"label {label!r} is not in the allowed labels {sorted(allowed_set)}"
-        rec.label = label
+        if allowed_set is not None:
+            bad = [n for n in names if n not in allowed_set]
+            if bad:
+                return f"label {bad[0]!r} is not in the allowed labels {sorted(allowed_set)}"
+        rec.label = names if isinstance(rec.label, tuple) else names[0]
         return None
 
     return step

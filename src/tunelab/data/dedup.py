@@ -17,7 +17,7 @@ import numpy as np
 
 from tunelab.config.data import DataConfig
 from tunelab.data.minhash import LshIndex, UnionFind, sketch
-from tunelab.data.records import SPLIT_PRIORITY, Record, dedup_key, normalise_key
+from tunelab.data.records import SPLIT_PRIORITY, Record, dedup_key, normalise_key, show_label
 
 Reject = Callable[[str, str, str, Any], None]
 
@@ -29,7 +29,10 @@ def _preferred(rec: Record, index: int) -> tuple[int, int]:
 
 
 def resolve_conflicts(records: list[Record], mode: str, reject: Reject) -> tuple[list[Record], int]:
-    """Same normalised text with different labels: drop all, keep the majority label, or keep all."""
+    """Same normalised text with different labels: drop all, keep the majority label, or keep all.
+
+    Labels compare whole: a label set differs from another set, a number from another number.
+    """
     if mode == "keep":
         return records, 0
     by_text: dict[str, list[int]] = defaultdict(list)
@@ -43,12 +46,12 @@ def resolve_conflicts(records: list[Record], mode: str, reject: Reject) -> tuple
         if len(labels) < 2:
             continue
         groups += 1
-        desc = ", ".join(f"{lab} ({n})" for lab, n in sorted(labels.items()))
+        desc = ", ".join(f"{show_label(lab)} ({n})" for lab, n in sorted(labels.items()))
         ranked = labels.most_common()
         winner = ranked[0][0] if mode == "majority" and ranked[0][1] > ranked[1][1] else None
         for i in idx:
             if records[i].label != winner:
-                keep_note = f"; kept label {winner!r}" if winner else ""
+                keep_note = f"; kept label {show_label(winner)!r}" if winner is not None else ""
                 drop[i] = f"the same text appears with labels {desc}{keep_note}"
     for i, why in drop.items():
         reject("conflicts", why, records[i].source, records[i].raw)
@@ -67,7 +70,7 @@ class DupReport:
 
 def exact_dedup(records: list[Record], reject: Reject, report: DupReport, max_examples: int) -> list[Record]:
     """Keep one row per normalised content (and label)."""
-    first: dict[tuple[str, str | None], int] = {}
+    first: dict[tuple[str, Any], int] = {}
     for i, rec in enumerate(records):
         key = (dedup_key(rec), rec.label)
         j = first.get(key)

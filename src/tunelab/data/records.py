@@ -9,6 +9,10 @@ from typing import Any
 
 SPLIT_PRIORITY = {"test": 3, "validation": 2, "train": 1}
 
+# A row's label, as the task's ``parse_label`` made it: a name, a number (a regression target) or a
+# sorted tuple of names (a label set). The data steps handle each shape without knowing the task.
+Label = str | float | tuple[str, ...]
+
 
 @dataclass(slots=True)
 class Record:
@@ -18,7 +22,7 @@ class Record:
     raw: Any  # the row as read, kept for quarantine.jsonl
     origin: int  # index of the source in recipe.data.sources
     text: str = ""
-    label: str | None = None
+    label: Label | None = None
     messages: list[dict[str, str]] | None = None
     group: str | None = None
     pin: str | None = None  # a split fixed by the source (explicit validation/test files)
@@ -51,3 +55,26 @@ def dedup_key(rec: Record) -> str:
     if rec.messages is not None:
         return "\x1e".join(f"{m['role']}:{normalise_key(m['content'])}" for m in rec.messages)
     return normalise_key(rec.text)
+
+
+def is_number(label: Any) -> bool:
+    """A numeric label (a regression target); bools are not numbers here."""
+    return isinstance(label, int | float) and not isinstance(label, bool)
+
+
+def label_parts(label: Any) -> tuple[str, ...]:
+    """The label names a label carries: itself for a name, each member of a set, none for a number."""
+    if isinstance(label, tuple):
+        return label
+    if isinstance(label, str):
+        return (label,)
+    return ()
+
+
+def show_label(label: Any) -> str:
+    """A label for messages and reports: ``pos``, ``[a, b]`` for a set, ``2.5`` for a number."""
+    if isinstance(label, tuple):
+        return "[" + ", ".join(label) + "]"
+    if is_number(label):
+        return f"{label:g}"
+    return str(label)

@@ -15,13 +15,27 @@ import numpy as np
 from tunelab.config.data import SPLITS, DataConfig
 from tunelab.data.dedup import DupReport
 from tunelab.data.quarantine import Quarantine
-from tunelab.data.records import Record
+from tunelab.data.records import Record, is_number, label_parts
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 def label_distribution(rows: Sequence[Record]) -> dict[str, int]:
-    return dict(sorted(Counter(r.label for r in rows if r.label is not None).items()))
+    """Rows per label name; a label set counts once for each of its members, a number not at all."""
+    return dict(sorted(Counter(p for r in rows for p in label_parts(r.label)).items()))
+
+
+def label_values(rows: Sequence[Record]) -> dict[str, float] | None:
+    """Numeric labels (regression targets) have no distribution of names: their count and range."""
+    values = np.asarray([r.label for r in rows if is_number(r.label)], dtype=np.float64)
+    if not values.size:
+        return None
+    return {
+        "count": int(values.size),
+        "min": float(values.min()),
+        "mean": round(float(values.mean()), 6),
+        "max": float(values.max()),
+    }
 
 
 def imbalance_warnings(splits: dict[str, list[Record]], ratio: float) -> list[str]:
@@ -100,7 +114,7 @@ def example_row(rec: Record, split: str | None = None) -> dict[str, Any]:
     else:
         out["text"] = rec.text[:300]
     if rec.label is not None:
-        out["label"] = rec.label
+        out["label"] = list(rec.label) if isinstance(rec.label, tuple) else rec.label
     return out
 
 
@@ -161,7 +175,7 @@ def build(o: Outcome, cfg: DataConfig, seed: int, unit: str, counter: Callable[[
     """The whole data_report.json."""
     by_split, q, n_ex = o.by_split, o.quarantine, cfg.report.examples
     kept = sum(len(v) for v in by_split.values()) - o.copies
-    labels = sorted({r.label for r in by_split["train"] if r.label is not None})
+    labels = sorted({p for r in by_split["train"] for p in label_parts(r.label)})
     warnings = imbalance_warnings(by_split, cfg.report.imbalance_ratio)
     warnings += [f"{s} is empty" for s in SPLITS if not by_split[s]]
     if o.leak["pairs"]:
@@ -180,7 +194,7 @@ def build(o: Outcome, cfg: DataConfig, seed: int, unit: str, counter: Callable[[
             "exact_duplicates": d.exact_removed,
             "near_duplicates": d.near_removed,
             "leakage_pairs": o.leak["pairs"],
-            "labels": labels if o.task == "labelled" else None,
+            "labels": labels if o.task == "labelled" and labels else None,  # None for numbers
         },
         "task": o.task,
         "sources": o.sources,
@@ -191,6 +205,7 @@ def build(o: Outcome, cfg: DataConfig, seed: int, unit: str, counter: Callable[[
             s: {
                 "rows": len(by_split[s]),
                 "labels": label_distribution(by_split[s]),
+                **({"label_values": v} if (v := label_values(by_split[s])) else {}),
                 "groups": len({r.group for r in by_split[s] if r.group is not None}),
             }
             for s in SPLITS

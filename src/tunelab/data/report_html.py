@@ -80,6 +80,9 @@ def labels(r: dict[str, Any]) -> str:
     charts = []
     for i, (name, sp) in enumerate(r["splits"].items()):
         title = f"{name}: {sp['rows']} rows" + (f", {sp['groups']} groups" if sp["groups"] else "")
+        if sp.get("label_values"):  # numeric labels: their range instead of a chart
+            v = sp["label_values"]
+            title += f"; labels {v['min']:g} to {v['max']:g}, mean {v['mean']:g}"
         color = h.color_for(name, i)
         charts.append(
             h.bar_chart(sp["labels"], color=color, title=title) if sp["labels"] else h.paragraph(title)
@@ -200,4 +203,7 @@ def removed(r: dict[str, Any]) -> str:
 def _brief(x: dict[str, Any]) -> str:
     if "messages" in x:
         return " | ".join(f"{m['role']}: {m['content']}" for m in x["messages"])
-    return f"[{x.get('label', '')}] {x.get('text', '')}"
+    label = x.get("label", "")
+    if isinstance(label, list):  # a label set
+        label = ", ".join(map(str, label))
+    return f"[{label}] {x.get('text', '')}"

@@ -5,17 +5,26 @@ one component; components are shuffled with the seed, taken largest first, and e
 split that most lacks its labels relative to its target share. With singleton components this is a
 stratified split; with groups it is a stratified group split. Components holding a row from an
 explicit validation/test file go to that split.
+
+A stratum is the label itself for a name or a label set (the whole set, as a tuple). Numeric labels
+(regression targets) are binned into quantiles first: every distinct float would otherwise be its
+own stratum, which balances nothing; with bins each split gets its share of low, middle and high
+targets.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+
+import numpy as np
 
 from tunelab.config.data import SPLITS, SplitConfig
 from tunelab.data.minhash import UnionFind
-from tunelab.data.records import SPLIT_PRIORITY, Record
+from tunelab.data.records import SPLIT_PRIORITY, Record, is_number
+
+NUMERIC_BINS = 5  # quantile bins that stratify numeric labels
 
 
 def components(records: Sequence[Record], together: Sequence[Sequence[int]] = ()) -> list[list[int]]:
@@ -81,8 +90,10 @@ def _greedy(
     rng.shuffle(comps)
     comps.sort(key=len, reverse=True)  # stable: equal sizes keep the seeded order
 
-    def stratum(i: int) -> str:
-        return (records[i].label or "") if stratify else ""
+    strata = _strata(records, stratify)
+
+    def stratum(i: int) -> Hashable:
+        return strata[i]
 
     totals = Counter(stratum(i) for comp in comps for i in comp)
     target = {s: {k: ratios[s] * n for k, n in totals.items()} for s in SPLITS}
@@ -101,3 +112,18 @@ def _greedy(
         for i in comp:
             out[i] = best
         have[best].update(counts)
+
+
+def _strata(records: Sequence[Record], stratify: bool) -> list[Hashable]:
+    """Each row's stratum: its label (name or set), a quantile bin of a number, or one for all."""
+    if not stratify:
+        return [""] * len(records)
+    values = [float(r.label) for r in records if is_number(r.label)]  # type: ignore[arg-type]
+    edges = np.quantile(values, np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]) if values else np.empty(0)
+    out: list[Hashable] = []
+    for r in records:
+        if is_number(r.label):
+            out.append(f"quantile-{int(np.searchsorted(edges, r.label, side='right'))}")
+        else:
+            out.append(r.label if r.label is not None else "")
+    return out

@@ -20,7 +20,7 @@ from tunelab.data.dedup import NearDup, build_index, exact_dedup, leakage, near_
 from tunelab.data.errors import DataError
 from tunelab.data.formats import to_records
 from tunelab.data.quarantine import Quarantine
-from tunelab.data.records import Record
+from tunelab.data.records import Record, label_parts
 from tunelab.data.report_html import render
 from tunelab.data.sources import input_hashes, read_source
 from tunelab.data.split import assign
@@ -202,16 +202,21 @@ def _check_leakage(
 
 
 def _check_eval_labels(by_split: dict[str, list[Record]], fmt: str) -> None:
-    """A label in an explicit validation/test file that train never shows cannot be learned."""
+    """A label in an explicit validation/test file that train never shows cannot be learned.
+
+    For a label set each member must appear in train; a number needs no check (any target can be
+    predicted).
+    """
     if fmt != "labelled":
         return
-    train = {r.label for r in by_split["train"]}
+    train = {p for r in by_split["train"] for p in label_parts(r.label)}
     for s in ("validation", "test"):
         for r in by_split[s]:
-            if r.pin == s and r.label not in train:
+            unseen = [p for p in label_parts(r.label) if p not in train]
+            if r.pin == s and unseen:
                 raise DataError(
                     r.source,
-                    f"label {r.label!r} of this {s} row never appears in train "
+                    f"label {unseen[0]!r} of this {s} row never appears in train "
                     f"(train labels: {sorted(train)})",
                     "add training rows with it, map it with clean.labels.map, or drop the row",
                 )
@@ -249,7 +254,7 @@ def _apply_weights(
 def _output_row(rec: Record, fmt: str, cfg: DataConfig) -> dict[str, Any]:
     row: dict[str, Any] = {"messages": rec.messages} if fmt == "chat" else {"text": rec.text}
     if rec.label is not None and fmt == "labelled":
-        row["label"] = rec.label
+        row["label"] = list(rec.label) if isinstance(rec.label, tuple) else rec.label  # a set: a JSON list
     row["source"] = rec.source
     if cfg.split.group_by:
         row["group"] = rec.group

@@ -46,3 +46,9 @@ def pretrained_config(cfg: ModelConfig, path: str, **overrides: Any):
     config = AutoConfig.from_pretrained(path, **kw, **overrides)
     apply_dropout(config, cfg.dropout)
     return config
+
+
+def on_device(model, batch: dict[str, Any]) -> dict[str, Any]:
+    """``batch`` on the model's device: validation and evaluation batches are built on the CPU."""
+    device = next(model.parameters()).device
+    return {k: v.to(device) for k, v in batch.items()}

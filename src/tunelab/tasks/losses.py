@@ -6,6 +6,7 @@ cannot use fails before training with the names that would fit:
 - ``classification``: logits ``(batch, classes)``, integer labels ``(batch,)``
 - ``token``: causal-LM logits ``(batch, time, vocab)``, labels ``(batch, time)`` with -100 on ignored tokens
 - ``regression``: predictions ``(batch, 1)``, float targets ``(batch,)``
+- ``multilabel``: logits ``(batch, labels)``, 0/1 float targets ``(batch, labels)``
 
 A dotted path (``mypkg.losses:MyLoss``) names a class with the same ``build`` / ``__call__`` shape.
 """
@@ -126,6 +127,16 @@ class MSE(Loss):
 
     def __call__(self, logits, labels):
         return F.mse_loss(logits.float().reshape(-1), labels.float().reshape(-1))
+
+
+@LOSSES.register("bce")
+class BCE(Loss):
+    """A sigmoid per label and binary cross-entropy (``binary_cross_entropy_with_logits``, stable)."""
+
+    kind = "multilabel"
+
+    def __call__(self, logits, labels):
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
 
 
 def build_loss(name: str, params: dict[str, Any], kind: str, data: LossData) -> Loss:

@@ -1,43 +1,74 @@
 """Regression: one number per text (a score, a rating), from the ``label`` column; MSE loss by default.
 
 The model is a sequence classifier with ``num_labels=1`` (``problem_type: regression``), so with the
-default head it still loads with plain transformers.
+default head it still loads with plain transformers. Labels are floats from the data stage on
+(``parse_label``): a value that is not a finite number goes to quarantine with the value it got.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import torch
 
 from tunelab.config import Recipe
-from tunelab.tasks.base import TASKS
+from tunelab.metrics.registry import Predictions
+from tunelab.registry import TASKS
+from tunelab.tasks.base import Scored
 from tunelab.tasks.classification import ClassificationTask
+from tunelab.tasks.loading import on_device
 
 
 @TASKS.register("regression")
 class RegressionTask(ClassificationTask):
+    """Reuses the classification model loading (heads, tuned reload) and padding; all else is its own."""
+
     name = "regression"
-    default_metric = "mse"
+    has_labels = False
+    headline = ("mae", "rmse", "r2", "pearson", "spearman")
+    default_metric = "rmse"
+    validation_metrics = ("rmse", "mae", "r2")
+    rank_metric = "probe_r2"
+    base_note = "base = the pretrained encoder with a new, untrained regression head"
     loss_kind = "regression"
     default_loss = "mse"
     label_dtype = torch.float32
 
-    @staticmethod
-    def greater_is_better(metric: str) -> bool:
-        return metric == "r2"
+    # data ------------------------------------------------------------------------------------
+    def parse_label(self, value: Any, recipe: Recipe | None = None) -> tuple[Any, str | None]:
+        """A float from an int, a float or a numeric string; NaN, inf and anything else is refused."""
+        shown = repr(value) if isinstance(value, str) else f"{value!r} ({type(value).__name__})"
+        if isinstance(value, bool):  # bool is an int subclass, but True is no target
+            return None, f"label {shown} is not a number (regression)"
+        if isinstance(value, int | float):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                return None, f"label {value[:40]!r} is not a number (regression)"
+        else:
+            return None, f"label {shown[:60]} is not a number (regression)"
+        if not math.isfinite(number):
+            return None, f"label {shown} is not a finite number (regression)"
+        return number, None
 
+    def label_vocabulary(self, labels) -> None:
+        return None
+
+    # model -----------------------------------------------------------------------------------
     def load_base(self, recipe: Recipe, labels: list[str] | None = None):
         return self.load_with_head(recipe, num_labels=1, problem_type="regression")
 
     def encode(self, rows, tokenizer, recipe: Recipe, labels=None) -> list[dict[str, Any]]:
         targets = []
         for i, r in enumerate(rows):
-            try:
-                targets.append(float(r["label"]))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"row {i}: label {r['label']!r} is not a number (regression)") from exc
+            y, why = self.parse_label(r["label"], recipe)
+            if why:
+                raise ValueError(f"row {i}: {why}")
+            targets.append(y)
         enc = tokenizer([r["text"] for r in rows], truncation=True, max_length=recipe.model.max_length)
         return [{"input_ids": ids, "labels": y} for ids, y in zip(enc["input_ids"], targets, strict=True)]
 
@@ -47,39 +78,46 @@ class RegressionTask(ClassificationTask):
         return LossData()
 
     @torch.no_grad()
-    def predict_values(self, model, batches) -> tuple[np.ndarray, np.ndarray]:
-        """(targets, predictions) over ``batches``."""
+    def predict(self, model, batches) -> tuple[float, Predictions]:
+        """Mean squared error and the predicted values over ``batches``."""
         model.eval()
         gold, pred = [], []
         for batch in batches:
-            pred.append(self.forward(model, batch).logits.float().reshape(-1).numpy())
+            out = self.forward(model, on_device(model, batch)).logits.float().reshape(-1)
+            pred.append(out.cpu().numpy())
             gold.append(batch["labels"].numpy())
-        return np.concatenate(gold), np.concatenate(pred)
+        y = np.concatenate(gold).astype(np.float64) if gold else np.empty(0)
+        p = np.concatenate(pred).astype(np.float64) if pred else np.empty(0)
+        return float(((p - y) ** 2).mean()) if len(y) else 0.0, Predictions("values", y, p)
 
-    @torch.no_grad()
-    def example_losses(self, model, batches) -> list[float]:
-        y, p = self.predict_values(model, batches)
-        return ((p - y) ** 2).tolist()
+    def losses_of(self, preds: Predictions) -> np.ndarray:
+        return (preds.scores - preds.gold) ** 2
 
-    def validate(self, model, batches) -> dict[str, float]:
-        y, p = self.predict_values(model, batches)
-        figures = scores(y, p)
-        return {"loss": figures["mse"], **figures}
+    # evaluation ------------------------------------------------------------------------------
+    def details(self, preds: Predictions, recipe: Recipe) -> dict[str, Any]:
+        """The spread of targets and predictions: a model that predicts the mean shows it here."""
 
-    def evaluate(self, model, tokenizer, rows, recipe: Recipe, labels=None) -> dict[str, Any]:
-        from tunelab.batching import eval_batches
-        from tunelab.metrics.bootstrap import bootstrap_mean
+        def spread(x: np.ndarray) -> dict[str, float]:
+            return {k: float(getattr(np, k)(x)) for k in ("mean", "std", "min", "max")}
 
-        feats = self.encode(rows, tokenizer, recipe)
-        y, p = self.predict_values(model, eval_batches(feats, self, tokenizer, recipe.train.eval_batch_size))
-        ev = recipe.evaluate
-        kw = {"bootstrap_samples": ev.bootstrap_samples, "confidence": ev.confidence, "seed": recipe.run.seed}
-        return {"mse": bootstrap_mean((p - y) ** 2, **kw), "mae": bootstrap_mean(np.abs(p - y), **kw),
-                "r2": scores(y, p)["r2"], "n_examples": len(rows)}
+        return {"target": spread(preds.gold), "prediction": spread(preds.scores)} if len(preds) else {}
 
+    def prediction_rows(self, rows, preds: Predictions) -> list[dict[str, Any]]:
+        return [
+            {"text": r["text"], "target": float(y), "prediction": round(float(p), 6)}
+            for r, y, p in zip(rows, preds.gold, preds.scores, strict=True)
+        ]
 
-def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """Mean squared error, mean absolute error and R² of predictions ``p`` for targets ``y``."""
-    mse = float(((p - y) ** 2).mean())
-    var = float(((y - y.mean()) ** 2).mean())
-    return {"mse": mse, "mae": float(np.abs(p - y).mean()), "r2": 1.0 - mse / var if var > 0 else 0.0}
+    def rank(self, recipe: Recipe, train, val, labels=None) -> Scored:
+        """Validation R² of a ridge probe on frozen mean-pooled features."""
+        from sklearn.metrics import r2_score
+
+        from tunelab.models.probe import probe_scores
+
+        y_train = np.asarray([float(r["label"]) for r in train])
+        y_val = np.asarray([float(r["label"]) for r in val])
+        if np.ptp(y_train) == 0:
+            raise ValueError("the train sample holds one target value only; raise search.rank_train_rows")
+        pred, parameters, tokens, seconds = probe_scores(recipe, train, val, y_train, "regressor")
+        return Scored(float(r2_score(y_val, pred)), parameters, tokens, seconds)
+

@@ -21,7 +21,8 @@ def validate(run: Session) -> dict[str, float]:
     inputs = run.inputs
     batches = eval_batches(inputs.val, inputs.task, inputs.tokenizer, run.cfg.eval_batch_size)
     with run.acc.autocast():
-        return inputs.task.validate(run.model, batches)
+        # metric_for_best and the strategies' metrics may be a user's own (a dotted path)
+        return inputs.task.validate(run.model, batches, extra=(run.metric, *run.plan.metrics))
 
 
 def evaluate(run: Session) -> dict[str, float]:

@@ -62,3 +62,4 @@ class Plan:
     callbacks: list[Callback] = field(default_factory=list)
     batch_order: BatchOrder | None = None
     param_groups: ParamGroups | None = None
+    metrics: list[str] = field(default_factory=list)  # validation metrics a strategy reads

@@ -38,7 +38,7 @@ class _ByStep:
     def __getattr__(self, name):
         return getattr(self.task, name)
 
-    def validate(self, model, batches):
+    def validate(self, model, batches, extra=()):
         return {"loss": 1.0, "accuracy": self.curve[self.step]}
 
 

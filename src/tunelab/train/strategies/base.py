@@ -41,6 +41,7 @@ def build_plan(specs: list[Any], setup: StrategySetup) -> Plan:
     for spec in specs:
         part = STRATEGIES.get(spec.name)(spec, setup)
         plan.callbacks += part.callbacks
+        plan.metrics += part.metrics
         for slot in ("batch_order", "param_groups"):
             if getattr(part, slot) is None:
                 continue

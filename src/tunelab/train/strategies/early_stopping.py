@@ -53,4 +53,4 @@ class EarlyStopping(Callback):
 def early_stopping(spec: EarlyStoppingSpec, setup: StrategySetup) -> Plan:
     metric = spec.metric or setup.cfg.metric_for_best or setup.task.default_metric
     higher = setup.task.greater_is_better(metric)
-    return Plan(callbacks=[EarlyStopping(metric, higher, spec.patience, spec.min_delta)])
+    return Plan(callbacks=[EarlyStopping(metric, higher, spec.patience, spec.min_delta)], metrics=[metric])

@@ -42,14 +42,6 @@ class GradualUnfreezing(Callback):
     def on_step_start(self, ctx: FitContext) -> None:
         self._apply(ctx.state.global_step)
 
-    def on_evaluate(self, ctx: FitContext, metrics: dict[str, float]) -> None:
-        # The loop saves the best weights (and a checkpoint) right after this hook, keeping only
-        # parameters that require grad. Open every group for that save, so a restore of "best" also
-        # resets groups that were still frozen then; the next step start closes them again.
-        for group in self.groups:
-            for p in group:
-                p.requires_grad_(True)
-
 
 @STRATEGIES.register("gradual_unfreezing")
 def gradual_unfreezing(spec: GradualUnfreezingSpec, setup: StrategySetup) -> Plan:
