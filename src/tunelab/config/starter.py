@@ -10,7 +10,7 @@ run:
   output_dir: runs
   seed: 42                # splits, initialisation and data order all derive from it
 
-task: classification      # classification | sft
+task: classification      # classification | regression | multilabel | sft | lm
 
 data:
   sources:
@@ -45,7 +45,7 @@ train:
   max_grad_norm: 1.0
   precision: auto         # auto picks bf16 only where the hardware runs it fast
   group_by_length: true   # batch similar lengths together: less padding, same results
-  metric_for_best: accuracy
+  metric_for_best: accuracy   # any validation metric, or your own: mypkg.metrics:cost
   # loss: {name: focal, gamma: 2.0}     # cross_entropy | class_weighted | label_smoothing | focal | mse
   # strategies:                          # each acts on the training loop
   #   - {name: curriculum, difficulty: length, pacing: competence}
@@ -58,4 +58,8 @@ evaluate:
   bootstrap_samples: 1000
   confidence: 0.95
   compare_base: true      # also score the base model, side by side in metrics/comparison.json
+  # metrics: [mypkg.metrics:cost]   # more headline figures, with intervals
+
+# stages: [data, train, evaluate]   # what `tunelab run` runs, in order
+# plugins: [mypkg.stages]           # modules that register more stages, losses or metrics
 """

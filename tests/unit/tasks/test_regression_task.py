@@ -1,19 +1,40 @@
-"""The regression task: numeric labels, one output, MSE by default, lower-is-better metrics."""
+"""The regression task: numeric labels, one output, MSE by default, lower-is-better error metrics."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
-from tests.helpers import sentiment_rows
+from tests.helpers import scored_rows
 from tests.unit.train.fit_helpers import cls_recipe, run_fit
 
 from tunelab.batching import eval_batches
+from tunelab.metrics.registry import Predictions, value
 from tunelab.tasks import get_task
 
 
-def _rows(n: int) -> list[dict]:
-    # the score is decided by the sentiment word, as the label is in the classification tests
-    return [{"text": r["text"], "label": "1.0" if r["label"] == "pos" else "-1.0"} for r in sentiment_rows(n)]
+@pytest.mark.parametrize(
+    ("raw", "want"), [(3, 3.0), (-2.5, -2.5), ("1.5", 1.5), (" 7 ", 7.0), ("1e-3", 0.001), (0, 0.0)]
+)
+def test_numbers_and_numeric_strings_become_floats(raw, want):
+    label, why = get_task("regression").parse_label(raw, None)
+    assert why is None and isinstance(label, float) and label == want
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("abc", "label 'abc' is not a number (regression)"),
+        ("nan", "label 'nan' is not a finite number (regression)"),
+        (math.inf, "label inf (float) is not a finite number (regression)"),
+        (True, "label True (bool) is not a number (regression)"),
+        ([1, 2], "label [1, 2] (list) is not a number (regression)"),
+    ],
+)
+def test_other_values_get_a_reason_that_says_what_they_were(raw, reason):
+    assert get_task("regression").parse_label(raw, None) == (None, reason)
 
 
 def test_regression_fits_numbers(tiny_bert, tmp_path):
@@ -21,24 +42,40 @@ def test_regression_fits_numbers(tiny_bert, tmp_path):
     task = get_task("regression")
     model, tok = task.load_base(recipe)
     assert model.config.num_labels == 1 and model.config.problem_type == "regression"
-    rows = _rows(96)
+    rows = scored_rows(96)
     train, val = task.encode(rows[:64], tok, recipe), task.encode(rows[64:], tok, recipe)
     assert isinstance(train[0]["labels"], float)
-    batch = task.collate(train[:4], tok)
-    assert batch["labels"].dtype == torch.float32
+    assert task.collate(train[:4], tok)["labels"].dtype == torch.float32
     task.use_loss(recipe.train.loss, train)
     before = task.validate(model, eval_batches(val, task, tok, 32))
     result = run_fit(recipe, task, model, tok, train, val, tmp_path)
     after = result.final_validation
-    assert set(after) == {"loss", "mse", "mae", "r2"} and after["loss"] == after["mse"]
-    assert after["mse"] < before["mse"]
-    assert result.metric == "mse" and not task.greater_is_better("mse") and task.greater_is_better("r2")
-    ev = task.evaluate(model, tok, rows[64:], recipe)
-    assert ev["mse"]["low"] <= ev["mse"]["value"] <= ev["mse"]["high"]
-    assert ev["mse"]["value"] == pytest.approx(after["mse"], rel=1e-5)
+    assert set(after) == {"loss", "rmse", "mae", "r2"}
+    assert after["loss"] == pytest.approx(after["rmse"] ** 2, rel=1e-5)  # the loss is the MSE
+    assert after["rmse"] < before["rmse"]
+    assert result.metric == "rmse" and not task.greater_is_better("rmse") and task.greater_is_better("r2")
+
+    ev, preds = task.evaluate(model, tok, rows[64:], recipe, None)
+    assert preds.kind == "values" and len(preds) == 32
+    for name in ("mae", "rmse", "r2", "pearson", "spearman"):
+        assert ev[name]["low"] <= ev[name]["value"] <= ev[name]["high"], name
+    assert ev["rmse"]["value"] == pytest.approx(after["rmse"], rel=1e-4)
+    assert set(ev["target"]) == {"mean", "std", "min", "max"}
+    out = task.prediction_rows(rows[64:], preds)
+    assert out[0]["text"] == rows[64]["text"] and out[0]["target"] == pytest.approx(rows[64]["label"])
+    assert out[0]["prediction"] == pytest.approx(float(preds.scores[0]), abs=1e-6)
+    assert task.losses_of(preds) == pytest.approx((preds.scores - preds.gold) ** 2)
 
 
-def test_a_label_that_is_not_a_number_is_an_error(tiny_bert, tmp_path):
+def test_metrics_read_values_predictions():
+    p = Predictions("values", np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.5, 2.0, 2.5, 4.0]))
+    assert value("mae", p) == pytest.approx(0.25)
+    assert value("rmse", p) == pytest.approx(math.sqrt(0.125))
+    assert value("r2", p) == pytest.approx(1 - 0.125 / 1.25)
+    assert value("spearman", p) == pytest.approx(1.0)
+
+
+def test_a_label_that_is_not_a_number_is_an_error_at_encoding(tiny_bert, tmp_path):
     recipe = cls_recipe(tiny_bert, tmp_path)
     task = get_task("regression")
     _, tok = task.load_base(recipe)
