@@ -42,66 +42,6 @@ def _losses(run: Path) -> list[float]:
     return [e["loss"] for e in log if "loss" in e]
 
 
-@pytest.mark.skipif(
-    shutil.which("accelerate") is None and not Path(sys.executable).with_name("accelerate").exists(),
-    reason="accelerate CLI not installed",
-)
-def test_two_cpu_processes_match_one(tiny_bert, tmp_path):
-    model = _no_dropout_copy(tiny_bert, tmp_path / "model")
-    data = write_jsonl(tmp_path / "reviews.jsonl", sentiment_rows(240))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    paths = {}
-    for name, per_device in (("single", 16), ("ddp", 8)):
-        raw = classification_recipe(model, data, tmp_path, epochs=2, log_every=1, batch_size=per_device)
-        raw["run"]["name"] = name
-        paths[name] = tmp_path / f"{name}.yaml"
-        paths[name].write_text(yaml.safe_dump(raw))
-        subprocess.run(
-            [sys.executable, "-m", "tunelab.cli.main", "data", str(paths[name])],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-    subprocess.run(
-        [sys.executable, "-m", "tunelab.cli.main", "train", str(paths["single"])],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    accelerate = str(Path(sys.executable).with_name("accelerate"))
-    out = subprocess.run(
-        [
-            accelerate,
-            "launch",
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "--main_process_port",
-            str(_free_port()),
-            "-m",
-            "tunelab.cli.main",
-            "train",
-            str(paths["ddp"]),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    single, ddp = _losses(tmp_path / "single"), _losses(tmp_path / "ddp")
-    assert len(single) == len(ddp) > 10
-    for step, (a, b) in enumerate(zip(single, ddp, strict=True), start=1):
-        assert abs(a - b) <= TOLERANCE * max(1.0, abs(a)), f"step {step}: {a} vs {b}"
-    assert (tmp_path / "ddp/model/model.safetensors").is_file()
-
-
 def _launch(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
     accelerate = str(Path(sys.executable).with_name("accelerate"))
     return subprocess.run(
@@ -129,6 +69,41 @@ def _launch(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProces
         text=True,
         timeout=300,
     )
+
+
+@pytest.mark.skipif(
+    shutil.which("accelerate") is None and not Path(sys.executable).with_name("accelerate").exists(),
+    reason="accelerate CLI not installed",
+)
+def test_two_cpu_processes_match_one(tiny_bert, tmp_path):
+    model = _no_dropout_copy(tiny_bert, tmp_path / "model")
+    data = write_jsonl(tmp_path / "reviews.jsonl", sentiment_rows(240))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    paths = {}
+    for name, per_device in (("single", 16), ("ddp", 8)):
+        raw = classification_recipe(model, data, tmp_path, epochs=2, log_every=1, batch_size=per_device)
+        raw["run"]["name"] = name
+        paths[name] = tmp_path / f"{name}.yaml"
+        paths[name].write_text(yaml.safe_dump(raw))
+        subprocess.run(
+            [sys.executable, "-m", "tunelab.cli.main", "data", str(paths[name])],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    subprocess.run(
+        [sys.executable, "-m", "tunelab.cli.main", "train", str(paths["single"])],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    out = _launch(["train", str(paths["ddp"])], env, Path(__file__).parents[2])
+    assert out.returncode == 0, out.stderr[-3000:]
+    single, ddp = _losses(tmp_path / "single"), _losses(tmp_path / "ddp")
+    assert len(single) == len(ddp) > 10
+    for step, (a, b) in enumerate(zip(single, ddp, strict=True), start=1):
+        assert abs(a - b) <= TOLERANCE * max(1.0, abs(a)), f"step {step}: {a} vs {b}"
+    assert (tmp_path / "ddp/model/model.safetensors").is_file()
 
 
 @pytest.mark.skipif(
