@@ -187,3 +187,23 @@ def lm_recipe(model_dir: Path, data: Path, out: Path, adapter: bool = False, **t
                   "eval_every": 10, **train},
         "evaluate": {"bootstrap_samples": 50},
     }
+
+
+def run_without_tunelab(script: str, payload) -> object:
+    """Run ``script`` in a fresh interpreter with ``payload`` as JSON on stdin; return its last JSON line.
+
+    The script must not import tunelab (checked after it runs): the artifacts stand on their own.
+    """
+    import subprocess
+    import sys
+
+    check = '\nimport sys as _s\nassert "tunelab" not in _s.modules, "tunelab was imported"\n'
+    out = subprocess.run(
+        [sys.executable, "-c", script + check],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])

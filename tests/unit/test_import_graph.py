@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"tasks"},
     {"data", "train", "evaluate"},
     {"explain", "generate", "audit", "serve", "report"},
-    {"search"},
+    {"search", "preflight"},
     {"cli"},
 ]
 LAYER = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from tunelab.cli import recipes, search, stages
+from tunelab.cli import common, recipes, search, stages
 
 app = typer.Typer(
     name="tunelab",
@@ -20,6 +22,15 @@ for verb in (stages.run, recipes.validate, recipes.init, recipes.models):
     app.command(verb.__name__)(verb)
 app.command("tune")(search.tune)
 app.command("rank-models")(search.rank_models)
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show the traceback of an error (or set TUNELAB_DEBUG=1)")
+    ] = False,
+) -> None:
+    common.set_debug(debug)
 
 
 def add_stage_verbs(argv: list[str]) -> None:
@@ -53,22 +64,28 @@ def _plugins_of(recipe: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code so tests can call it in-process."""
-    args = argv if argv is not None else sys.argv[1:]
-    add_stage_verbs(args)
-    try:
-        code = app(args=args, standalone_mode=False)
-    except typer.Exit as exc:
-        return exc.exit_code
-    except SystemExit as exc:  # click's usage errors
-        return int(exc.code or 0)
-    except Exception as exc:  # click.ClickException and friends
-        import click
+    """Entry point; returns the exit code so tests can call it in-process.
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    The CLI's error boundary: usage errors (an unknown verb or flag, a missing argument) and user
+    errors from a verb end in a short message (see :func:`tunelab.cli.common.handle_error`), not a
+    traceback; a bug still raises.
+    """
+    args = list(argv) if argv is not None else sys.argv[1:]
+    saved_debug = os.environ.get("TUNELAB_DEBUG")
+    common.reset()
+    try:
+        add_stage_verbs(args)
+        code = app(args=args, prog_name="tunelab", standalone_mode=False)
+    except (Exception, SystemExit) as exc:
+        handled = common.handle_error(exc)
+        if handled is None:
+            raise  # a bug: its traceback
+        return handled
+    finally:
+        if saved_debug is None:
+            os.environ.pop("TUNELAB_DEBUG", None)
+        else:
+            os.environ["TUNELAB_DEBUG"] = saved_debug
     return code if isinstance(code, int) else 0
 
 

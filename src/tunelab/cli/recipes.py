@@ -8,14 +8,27 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from tunelab.cli.common import OverridesArg, RecipeArg, console, friendly, load
+from tunelab.cli.common import OverridesArg, RecipeArg, friendly, load, say
 
 
 @friendly
 def validate(recipe: RecipeArg, overrides: OverridesArg = None) -> None:
-    """Check a recipe and list every problem with its key path."""
+    """Check a recipe and list every problem with its key path.
+
+    First the schema; then what is knowable without training: data files, formats and columns,
+    labels, the model and its fit to the task, cleaning-step, plug-in and metric names.
+    """
+    from tunelab.config import RecipeError
+    from tunelab.preflight import check, key_lines
+
     r = load(recipe, overrides)
-    console.print(f"[green]{recipe}: valid[/] (task {r.task}, model {r.model.name}, run {r.run_dir_path()})")
+    problems, notes = check(r, key_lines(recipe))
+    if not problems:
+        say((f"{recipe}: valid", "green"), f" (task {r.task}, model {r.model.name}, run {r.run_dir_path()})")
+    for note in notes:  # what could not be checked (a hub id offline): after "valid", or before the error
+        say(("  note: ", "dim"), note, highlight=False)
+    if problems:
+        raise RecipeError(str(recipe), problems)
 
 
 @friendly
@@ -27,10 +40,13 @@ def init(
     from tunelab.config.starter import STARTER
     from tunelab.runs import atomic_write_text
 
+    if path.is_dir():
+        example = path / "recipe.yaml"
+        raise IsADirectoryError(f"{path} is a folder: name a file, e.g. `tunelab init {example}`")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
     atomic_write_text(path, STARTER)
-    console.print(f"wrote {path}: edit it, then `tunelab validate {path}` and `tunelab run {path}`")
+    say(f"wrote {path}: edit it, then `tunelab validate {path}` and `tunelab run {path}`", highlight=False)
 
 
 def models() -> None:

@@ -67,17 +67,28 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> list[str]:
     bad = []
     for item in overrides:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            bad.append(f"override {item!r}: expected key.path=value")
+        key = key.strip()
+        if not sep or not key:
+            bad.append(f"override {item!r}: expected key.path=value, e.g. train.epochs=2")
+            continue
+        parts = key.split(".")
+        if not all(p.strip() for p in parts):
+            bad.append(f"override {key}: the key path has an empty part (write it as section.key=value)")
+            continue
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            hint = f"; to pass it as a string, quote it: {key}='\"{value}\"'" if '"' not in value else ""
+            bad.append(f"override {key}: the value {value!r} is not valid YAML ({why}){hint}")
             continue
         node = raw
-        parts = key.strip().split(".")
         for part in parts[:-1]:
             child = node.get(part)
             if not isinstance(child, dict):
                 child = node[part] = {}
             node = child
-        node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+        node[parts[-1]] = parsed
     return bad
 
 

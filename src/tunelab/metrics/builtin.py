@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 from tunelab.metrics.classification import brier_score, expected_calibration_error, log_loss
 from tunelab.metrics.registry import METRICS, Metric, Predictions, metric
@@ -26,6 +25,8 @@ def accuracy(p: Predictions) -> float:
 
 @metric("macro_f1", kinds=("labels", "multilabel"))
 def macro_f1(p: Predictions) -> float:
+    from sklearn.metrics import f1_score  # lazy: sklearn takes a second to import
+
     return float(f1_score(p.gold, p.predicted(), average="macro", zero_division=0))
 
 
@@ -47,6 +48,8 @@ def mean_log_loss(p: Predictions) -> float:
 # ---- multi-label ------------------------------------------------------------------------------
 @metric("micro_f1", kinds=("multilabel",))
 def micro_f1(p: Predictions) -> float:
+    from sklearn.metrics import f1_score
+
     return float(f1_score(p.gold, p.predicted(), average="micro", zero_division=0))
 
 

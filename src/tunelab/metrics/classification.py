@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.metrics import precision_recall_fscore_support
 
 from tunelab.metrics.bootstrap import Interval, bootstrap_classification, bootstrap_ratio
 
@@ -71,6 +70,8 @@ def classification_metrics(
     ``y_true``/``y_pred`` are ids into ``labels``. Macro-F1 averages the classes present in y_true or
     y_pred (sklearn's default). Calibration keys (``ece``, ``brier``, ``log_loss``) only when ``probs``.
     """
+    from sklearn.metrics import precision_recall_fscore_support  # lazy: a second to import
+
     n_labels = len(labels)
     if n_labels == 0 or len(set(labels)) != n_labels:
         raise ValueError("labels must be non-empty and unique")

@@ -19,7 +19,7 @@ from tunelab.metrics.registry import Predictions
 from tunelab.models.resolve import load_kwargs, load_tokenizer, resolve_model_path
 from tunelab.registry import TASKS
 from tunelab.tasks.base import Scored, Task
-from tunelab.tasks.loading import pretrained_config
+from tunelab.tasks.loading import on_device, pretrained_config
 
 
 @TASKS.register("classification")
@@ -131,10 +131,11 @@ class ClassificationTask(Task):
         model.eval()
         losses, gold, probs = [], [], []
         for batch in batches:
+            batch = on_device(model, batch)
             logits = self.forward(model, batch).logits.float()
             losses.append(torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="sum").item())
-            gold.append(batch["labels"].numpy())
-            probs.append(torch.softmax(logits, dim=-1).numpy())
+            gold.append(batch["labels"].cpu().numpy())
+            probs.append(torch.softmax(logits, dim=-1).cpu().numpy())
         y = np.concatenate(gold)
         return float(sum(losses) / max(len(y), 1)), Predictions("labels", y, np.concatenate(probs))
 

@@ -16,7 +16,7 @@ from tunelab.metrics.registry import Predictions
 from tunelab.models.resolve import load_kwargs, load_tokenizer, resolve_model_path
 from tunelab.registry import TASKS
 from tunelab.tasks.base import Task
-from tunelab.tasks.loading import pretrained_config
+from tunelab.tasks.loading import on_device, pretrained_config
 from tunelab.tasks.sft import SFTTask
 
 MIN_BLOCK = 2  # a block needs two tokens for one next-token prediction
@@ -73,6 +73,10 @@ class LMTask(SFTTask):
             feats.append({"input_ids": block, "labels": list(block)})
             self._spans.append((row_of[start], row_of[start + len(block) - 1]))
         return feats
+
+    def predict(self, model, batches) -> tuple[float, Predictions]:
+        """Token-weighted mean NLL and per block (scored tokens, summed NLL), on the model's device."""
+        return super().predict(model, (on_device(model, b) for b in batches))
 
     def pack(self, features, max_length: int) -> list[dict[str, Any]]:
         """Already packed: ``encode`` cuts the joined texts into blocks of ``model.max_length``."""

@@ -162,7 +162,7 @@ class MultiLabelTask(ClassificationTask):
         return [
             {
                 "text": r["text"],
-                "labels": list(_names(r["label"])),
+                "labels": sorted(set(_names(r["label"]))),
                 "predicted": [names[j] for j in np.flatnonzero(decided)],
                 "probabilities": {n: round(float(x), 6) for n, x in zip(names, p, strict=True)},
             }

@@ -20,7 +20,7 @@ from tunelab.metrics.registry import Predictions
 from tunelab.models.resolve import load_kwargs, load_tokenizer, resolve_model_path
 from tunelab.registry import TASKS
 from tunelab.tasks.base import Scored, Task
-from tunelab.tasks.loading import pretrained_config
+from tunelab.tasks.loading import on_device, pretrained_config
 
 NLL_ROWS = 8  # rows per forward pass when scoring
 
@@ -117,7 +117,7 @@ class SFTTask(Task):
             # A vocabulary-wide logit tensor per token is large (49k floats for SmolLM2): score a
             # few rows at a time so evaluation memory does not grow with eval_batch_size.
             for start in range(0, len(full["input_ids"]), NLL_ROWS):
-                batch = {k: v[start : start + NLL_ROWS] for k, v in full.items()}
+                batch = on_device(model, {k: v[start : start + NLL_ROWS] for k, v in full.items()})
                 logits = self.forward(model, batch).logits
                 logits, target = logits[:, :-1].float(), batch["labels"][:, 1:]
                 nll = torch.nn.functional.cross_entropy(

@@ -92,10 +92,16 @@ def test_mse():
     assert _build("mse", kind="regression")(pred, y).item() == pytest.approx((1 + 0 + 4) / 3)
 
 
+def test_bce():
+    logits, y = torch.tensor([[2.0, -1.0]]), torch.tensor([[1.0, 0.0]])
+    want = -(math.log(1 / (1 + math.exp(-2.0))) + math.log(1 - 1 / (1 + math.exp(1.0)))) / 2
+    assert _build("bce", kind="multilabel")(logits, y).item() == pytest.approx(want, rel=1e-6)
+
+
 def test_a_loss_for_another_task_is_refused_with_the_names_that_fit():
     with pytest.raises(ValueError, match=r"'focal' scores classification outputs.*\['answer_only'\]"):
         _build("focal", kind="token")
-    with pytest.raises(UnknownPluginError, match="known: answer_only, class_weighted"):
+    with pytest.raises(UnknownPluginError, match="known: answer_only, bce, class_weighted"):
         _build("nope")
 
 
