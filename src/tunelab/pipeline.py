@@ -32,6 +32,7 @@ def run_stage(name: str, recipe: Recipe, force: bool = False, **options: Any) ->
     """Run one stage (or skip it when its outputs are current); ``options`` are the stage's own."""
     stage = get_stage(name)
     bound = stage.bind(options)
+    _check_needs(stage, RunDir(recipe.run_dir_path()))  # before anything is written
     run_dir = open_run(recipe)
     main, world = _rank() == 0, _world()
     if world > 1:
@@ -51,14 +52,10 @@ def run_pipeline(recipe: Recipe, force: bool = False, **options: Any) -> list[St
 def fingerprint(stage: Stage, recipe: Recipe, run_dir: RunDir, inputs: dict[str, Any]) -> str:
     """Hash of the sections ``stage`` reads, its outside inputs and its upstream stages' records."""
     dumped = recipe.model_dump(mode="json")
+    _check_needs(stage, run_dir)
     upstream = {}
     for need in stage.needs:
-        rec = run_dir.stage_record(need)
-        if not rec or rec.get("status") != "done":
-            raise MissingArtifactError(
-                f"stage {stage.name!r} needs the {need!r} stage's outputs in {run_dir.root}: "
-                f"run `tunelab {need} RECIPE` (or `tunelab run RECIPE`) first"
-            )
+        rec = run_dir.stage_record(need) or {}
         upstream[need] = [rec.get("fingerprint"), rec.get("run_id")]
     key = {
         "stage": stage.name,
@@ -68,6 +65,16 @@ def fingerprint(stage: Stage, recipe: Recipe, run_dir: RunDir, inputs: dict[str,
         "upstream": upstream,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _check_needs(stage: Stage, run_dir: RunDir) -> None:
+    for need in stage.needs:
+        rec = run_dir.stage_record(need) if (run_dir.root / "manifest.json").is_file() else None
+        if not rec or rec.get("status") != "done":
+            raise MissingArtifactError(
+                f"stage {stage.name!r} needs the {need!r} stage's outputs in {run_dir.root}: "
+                f"run `tunelab {need} RECIPE` (or `tunelab run RECIPE`) first"
+            )
 
 
 def is_current(stage: Stage, run_dir: RunDir, fp: str) -> bool:

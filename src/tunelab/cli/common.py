@@ -169,7 +169,9 @@ def describe(exc: BaseException) -> tuple[int, list[str | Text]] | None:
     if isinstance(exc, click["Exit"]):
         return int(getattr(exc, "exit_code", 0) or 0), []
     if isinstance(exc, SystemExit):
-        return (exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)), []
+        if isinstance(exc.code, int) or exc.code is None:
+            return exc.code or 0, []
+        return 1, [str(exc.code)]
     if isinstance(exc, click["Abort"]):
         return 1, ["aborted"]
     if isinstance(exc, click["UsageError"]):
@@ -291,7 +293,13 @@ def _loader_frames(exc: BaseException):
 
 def _from_model_loader(exc: BaseException) -> bool:
     """An OSError raised by transformers / huggingface_hub themselves (not the OS on a path)."""
-    return getattr(exc, "errno", None) is None and next(_loader_frames(exc), None) is not None
+    if getattr(exc, "errno", None) is not None or exc.__traceback__ is None:
+        return False
+    last = exc.__traceback__
+    while last.tb_next is not None:
+        last = last.tb_next
+    module = str(last.tb_frame.f_globals.get("__name__", ""))
+    return module.split(".")[0] in ("transformers", "huggingface_hub")
 
 
 def _model_name(exc: BaseException) -> str | None:

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from tunelab.cli.common import OverridesArg, RecipeArg, console, friendly, load
+from tunelab.cli.common import OverridesArg, RecipeArg, friendly, load, say
 
 # Each option is a shorthand for a ``search.*`` override, so the recipe stays the one source of truth.
 TrialsOpt = Annotated[int | None, typer.Option("--n-trials", help="finished trials the study should hold")]
@@ -58,18 +59,18 @@ def rank_models(recipe: RecipeArg, overrides: OverridesArg = None, candidates: C
     run_stage("data", r)  # the sample comes from the prepared splits
     ranking = rank(r, RunDir(r.run_dir_path()), names)
     _show_ranking(ranking)
-    console.print(f"wrote [bold]{r.run_dir_path() / 'metrics' / 'model_ranking.json'}[/]")
+    say("wrote ", (str(r.run_dir_path() / "metrics" / "model_ranking.json"), "bold"))
 
 
 def _show_search(summary: dict[str, Any], run_dir) -> None:
     best, default = summary["best"], summary["default"]
     counts = ", ".join(f"{n} {state}" for state, n in summary["trials"].items())
-    console.print(f"[green]search: done[/] {counts}; {summary['direction']} validation {summary['metric']}")
+    say(("search: done", "green"), f" {counts}; {summary['direction']} validation {summary['metric']}")
     if default is not None and default["value"] is not None:
-        console.print(f"  recipe's own values (trial {default['number']}): {default['value']:.4f}")
-    console.print(f"  best (trial {best['number']}): {best['value']:.4f} with {best['params']}")
+        say(f"  recipe's own values (trial {default['number']}): {default['value']:.4f}")
+    say(f"  best (trial {best['number']}): {best['value']:.4f} with {best['params']}")
     others = "trials.csv, plots.html" if summary["plots"] else "trials.csv; no plots: pip install plotly"
-    console.print(f"wrote [bold]{run_dir / 'search' / 'best_recipe.yaml'}[/] ({others})")
+    say("wrote ", (str(run_dir / "search" / "best_recipe.yaml"), "bold"), f" ({others})")
 
 
 def _show_ranking(ranking: dict[str, Any]) -> None:
@@ -89,7 +90,7 @@ def _show_ranking(ranking: dict[str, Any]) -> None:
     out.print(table)
     for c in ranking["candidates"]:
         if c["error"]:
-            out.print(f"[red]{c['name']}[/]: {c['error']}", highlight=False, soft_wrap=True)
+            out.print(Text.assemble((c["name"], "red"), f": {c['error']}"), highlight=False, soft_wrap=True)
 
 
 def _count(n: int | None) -> str:

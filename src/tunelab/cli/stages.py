@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tunelab.cli.common import ForceOpt, OverridesArg, RecipeArg, console, friendly, load, show_result
+from tunelab.cli.common import ForceOpt, OverridesArg, RecipeArg, friendly, load, say, show_result
 from tunelab.stages import Stage
 
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue training from the last checkpoint")]
@@ -29,7 +29,7 @@ def run(
     r = load(recipe, overrides)
     for result in run_pipeline(r, force=force, resume=resume):
         show_result(result)
-    console.print(f"run directory: [bold]{r.run_dir_path()}[/]")
+    say("run directory: ", (str(r.run_dir_path()), "bold"))
 
 
 def stage_verb(stage: Stage) -> Callable[..., None]:
