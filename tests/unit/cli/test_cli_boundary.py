@@ -224,7 +224,8 @@ def test_a_run_directory_that_existed_is_kept(tmp_path, capsys):
     recipe = _recipe(tmp_path)
     (tmp_path / "runs" / "r").mkdir(parents=True)
     _fails(["train", recipe], capsys, 1, "needs the 'data' stage")
-    assert (tmp_path / "runs" / "r" / "recipe.yaml").is_file()
+    assert (tmp_path / "runs" / "r").is_dir()  # the user's folder stays
+    assert list((tmp_path / "runs" / "r").iterdir()) == []  # and the failed stage wrote nothing in it
 
 
 # -- models that cannot be loaded (the data stage is cheap; train fails while loading) -----------
