@@ -5,7 +5,10 @@ rate, batch size, epochs, warm-up, weight decay, seed, max length). Each side ru
 process so that peak memory is its own. Prints real (non-padding) tokens per second of training,
 peak resident memory and the final validation accuracy, side by side.
 
-    python benchmarks/train_throughput.py [--train-rows 3000] [--epochs 1]
+    python benchmarks/train_throughput.py [--train-rows 3000] [--epochs 1] [--precision auto|fp32|bf16]
+
+``--precision`` is tunelab's ``train.precision`` (the HF side stays at its fp32 default): ``fp32``
+compares the two loops at equal precision on a machine where ``auto`` would pick bf16.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def prepare(workdir: Path, train_rows: int) -> Path:
     return recipe.run_dir_path()
 
 
-def run_tunelab(run_dir: Path, epochs: float) -> dict:
+def run_tunelab(run_dir: Path, epochs: float, precision: str = "auto") -> dict:
     from tunelab.config import load_recipe
     from tunelab.pipeline import run_stage
 
@@ -64,6 +67,7 @@ def run_tunelab(run_dir: Path, epochs: float) -> dict:
             f"train.weight_decay={h['weight_decay']}",
             f"model.max_length={h['max_length']}",
             "train.eval_every=100000",
+            f"train.precision={precision}",
         ],
     )
     result = run_stage("train", recipe, force=True)
@@ -73,6 +77,7 @@ def run_tunelab(run_dir: Path, epochs: float) -> dict:
         "train_seconds": m["seconds"],
         "peak_memory_mb": _peak_mb(),
         "val_accuracy": m["final_validation"]["accuracy"],
+        "precision": m["precision"],
     }
 
 
@@ -142,13 +147,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train-rows", type=int, default=3000)
     ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     ap.add_argument("--side", choices=["tunelab", "hf"], help=argparse.SUPPRESS)
     ap.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.side:
-        fn = run_tunelab if args.side == "tunelab" else run_hf_trainer
-        print("RESULT " + json.dumps(fn(args.run_dir, args.epochs)), flush=True)
+        if args.side == "tunelab":
+            result = run_tunelab(args.run_dir, args.epochs, args.precision)
+        else:
+            result = run_hf_trainer(args.run_dir, args.epochs)
+        print("RESULT " + json.dumps(result), flush=True)
         return
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = prepare(Path(tmp), args.train_rows)
@@ -164,6 +173,8 @@ def main() -> None:
                     str(run_dir),
                     "--epochs",
                     str(args.epochs),
+                    "--precision",
+                    args.precision,
                 ],
                 capture_output=True,
                 text=True,
@@ -174,7 +185,7 @@ def main() -> None:
     hf, tl = results["hf"], results["tunelab"]
     print(
         f"\nMiniLM full fine-tune, {args.train_rows} Rotten Tomatoes rows, {args.epochs} epoch(s), "
-        f"hyperparameters {HPARAMS}"
+        f"hyperparameters {HPARAMS}; tunelab precision {tl['precision']}"
     )
     print(f"{'':<22}{'HF Trainer (default)':>22}{'tunelab':>14}{'ratio':>9}")
     for key, fmt in (

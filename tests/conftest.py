@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,24 @@ CHATML = (
     "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>' + '\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tunelab_cache():
+    """``TUNELAB_CACHE`` for the whole session: a folder of this session only, removed at its end.
+
+    Model conversions (the bundled SmolLM2 GGUF, ~25 s) then happen once per session and never write
+    into the real ``~/.cache/tunelab``; subprocesses inherit the variable.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="tunelab-test-cache-"))
+    before = os.environ.get("TUNELAB_CACHE")
+    os.environ["TUNELAB_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("TUNELAB_CACHE", None)
+    else:
+        os.environ["TUNELAB_CACHE"] = before
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -35,9 +35,17 @@ def validate(recipe: RecipeArg, overrides: OverridesArg = None) -> None:
 def init(
     path: Annotated[Path, typer.Argument(help="where to write the starter recipe")] = Path("recipe.yaml"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing file")] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="a data file (jsonl, csv, tsv, parquet): fit the task, columns and labels to it",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Write a commented starter recipe."""
-    from tunelab.config.starter import STARTER
+    """Write a commented starter recipe (fitted to your data file with --data)."""
+    from tunelab.config.starter import STARTER, starter_for
     from tunelab.runs import atomic_write_text
 
     if path.is_dir():
@@ -45,7 +53,15 @@ def init(
         raise IsADirectoryError(f"{path} is a folder: name a file, e.g. `tunelab init {example}`")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    atomic_write_text(path, STARTER)
+    found = None
+    text = STARTER
+    if data is not None:
+        text, found = starter_for(data)
+    atomic_write_text(path, text)
+    if found is not None:
+        columns = ", ".join(f"{k}: {v}" for k, v in found.columns.items()) or "as named"
+        labels = f", labels {', '.join(found.labels)}" if found.labels else ""
+        say(f"fitted to {data}: task {found.task}, columns {columns}{labels}", highlight=False)
     say(f"wrote {path}: edit it, then `tunelab validate {path}` and `tunelab run {path}`", highlight=False)
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tunelab.cli.common import ForceOpt, OverridesArg, RecipeArg, friendly, load, say, show_result
+from tunelab.cli.common import ForceOpt, OverridesArg, RecipeArg, friendly, load, show_result
 from tunelab.stages import Stage
 
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue training from the last checkpoint")]
@@ -24,12 +24,14 @@ def run(
     recipe: RecipeArg, overrides: OverridesArg = None, force: ForceOpt = False, resume: ResumeOpt = False
 ):
     """Run every stage the recipe lists (by default data -> train -> evaluate)."""
+    from tunelab.cli.summary import show_summary
     from tunelab.pipeline import run_pipeline
 
     r = load(recipe, overrides)
-    for result in run_pipeline(r, force=force, resume=resume):
+    results = run_pipeline(r, force=force, resume=resume)
+    for result in results:
         show_result(result)
-    say("run directory: ", (str(r.run_dir_path()), "bold"))
+    show_summary(results, Path(r.run_dir_path()))
 
 
 def stage_verb(stage: Stage) -> Callable[..., None]:
@@ -37,9 +39,13 @@ def stage_verb(stage: Stage) -> Callable[..., None]:
     flags = [o for o in stage.options if o.cli]
 
     def verb(recipe: Path, overrides: list[str] | None = None, force: bool = False, **options: Any) -> None:
+        from tunelab.cli.summary import show_summary
         from tunelab.pipeline import run_stage
 
-        show_result(run_stage(stage.name, load(recipe, overrides), force=force, **options))
+        r = load(recipe, overrides)
+        result = run_stage(stage.name, r, force=force, **options)
+        show_result(result)
+        show_summary([result], Path(r.run_dir_path()))
 
     params = [
         inspect.Parameter("recipe", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=RecipeArg),

@@ -10,11 +10,12 @@ from __future__ import annotations
 import html as html_lib
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunelab.config.data import DataConfig
+from tunelab.config.data import DataConfig, LabelStep
 from tunelab.data.pii import PiiScrubber
 from tunelab.data.records import Record, is_number
 from tunelab.registry import Registry
@@ -149,26 +150,60 @@ def pii_step(cfg: DataConfig, ctx: CleanContext) -> Step | None:
     return step
 
 
-@CLEAN_STEPS.register("labels")
-def label_step(cfg: DataConfig, ctx: CleanContext) -> Step | None:
-    """Normalise labels (strip, lower-case, rename) and enforce the allow-list.
+def _plain(label: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", label).split())
 
-    A label set (a tuple) is normalised member by member, then de-duplicated and sorted again;
-    a numeric label (a regression target) has nothing to normalise and no allow-list.
-    """
-    lc = cfg.clean.labels
-    allowed = {k: (set(v) if v is not None else None) for k, v in ctx.allowed_labels.items()}
-    if ctx.task != "labelled" or (not lc.enabled and not any(allowed.values())):
-        return None
-    mapping = {(k.strip().lower() if lc.lowercase else k.strip()): v for k, v in lc.map.items()}
+
+def label_normaliser(lc: LabelStep) -> Callable[[str], str]:
+    """How the labels step writes a row's label: NFKC, single spaces, lower case (``lowercase``), then
+    ``map``. With the step switched off labels are left as they are."""
+    mapping = {(_plain(k).lower() if lc.lowercase else _plain(k)): _plain(v) for k, v in lc.map.items()}
 
     def normalise(label: str) -> str:
         if not lc.enabled:
             return label
-        label = " ".join(label.split())
+        label = _plain(label)
         if lc.lowercase:
             label = label.lower()
         return mapping.get(label, label)
+
+    return normalise
+
+
+def allowed_normaliser(lc: LabelStep) -> Callable[[str], str]:
+    """The same for a name in ``data.labels``, so ``Positive`` or ``Café`` there matches the rows.
+
+    A name that is already a ``map`` target is kept as written (``map: {pos: Positive}`` with
+    ``labels: [Positive]``); any other goes through :func:`label_normaliser`.
+    """
+    normalise = label_normaliser(lc)
+    targets = {_plain(v) for v in lc.map.values()}
+
+    def allowed(label: str) -> str:
+        if lc.enabled and _plain(label) in targets:
+            return _plain(label)
+        return normalise(label)
+
+    return allowed
+
+
+@CLEAN_STEPS.register("labels")
+def label_step(cfg: DataConfig, ctx: CleanContext) -> Step | None:
+    """Normalise labels (NFKC, spaces, lower-case, rename) and enforce the allow-list.
+
+    The allow-list is normalised the same way. A label set (a tuple) is normalised member by member,
+    then de-duplicated and sorted again; a numeric label (a regression target) has nothing to
+    normalise and no allow-list. ``ctx.stats["labels_seen"]`` counts every normalised name met.
+    """
+    lc = cfg.clean.labels
+    to_allowed = allowed_normaliser(lc)
+    allowed = {
+        k: ({to_allowed(x) for x in v} if v is not None else None) for k, v in ctx.allowed_labels.items()
+    }
+    if ctx.task != "labelled" or (not lc.enabled and not any(allowed.values())):
+        return None
+    normalise = label_normaliser(lc)
+    seen: Counter[str] = ctx.stats.setdefault("labels_seen", Counter())
 
     def step(rec: Record) -> str | None:
         if is_number(rec.label):
@@ -181,6 +216,7 @@ def label_step(cfg: DataConfig, ctx: CleanContext) -> Step | None:
             names = (normalise(rec.label or ""),)
             if not names[0]:
                 return "empty label"
+        seen.update(names)
         allowed_set = allowed.get(rec.origin)
         if allowed_set is not None:
             bad = [n for n in names if n not in allowed_set]

@@ -64,7 +64,8 @@ def _as_text(v: Any, what: str) -> tuple[str | None, str | None]:
 def labelled(m: Mapper, row: dict[str, Any], rec: Record) -> str | None:
     if not m.has(row, "text") and m.has(row, "messages"):
         return (
-            "row looks like chat data ('messages') but the task needs text and label"
+            "row looks like chat data ('messages') but this task needs text and label; "
+            "for chat data set task: sft"
         )
     text, why = _as_text(m.get(row, "text"), f"text (column {m.col('text')!r})")
     if why:
@@ -176,6 +177,10 @@ def check_columns(data: SourceData, mapper: Mapper, task: str) -> None:
             looks = ""
             if data.columns and any(c.lstrip().startswith(("{", "[")) for c in data.columns):
                 looks = "; the header looks like JSON: set format: jsonl"
+            elif task == "labelled" and mapper.col("messages") in seen:
+                looks = "; the rows look like chat data (messages): for chat data set task: sft"
+            elif task == "chat" and mapper.col("text") in seen and mapper.col("label") in seen:
+                looks = "; the rows look like text + label data: for it set task: classification"
             raise DataError(
                 f"{data.display}:1",
                 f"no column {want} (columns: {seen[:12]}){looks}",

@@ -54,6 +54,32 @@ def imbalance_warnings(splits: dict[str, list[Record]], ratio: float) -> list[st
     return out
 
 
+# A validation or test split with fewer rows than this gives metrics too noisy to compare runs by.
+TINY_SPLIT = 20
+
+
+def split_warnings(splits: dict[str, list[Record]], task: str) -> list[str]:
+    """Evaluation splits that cannot say much: tiny, one label only, labels train never shows."""
+    out = []
+    train = {p for r in splits.get("train", []) for p in label_parts(r.label)}
+    for name, rows in splits.items():
+        if name != "train" and 0 < len(rows) < TINY_SPLIT:
+            out.append(
+                f"{name} has only {len(rows)} row(s): its metrics will be noisy; give it a larger "
+                f"share (data.split.{name}) or more rows"
+            )
+        if task != "labelled" or not rows:
+            continue
+        dist = label_distribution(rows)
+        if len(dist) == 1 and len(rows) > 1:
+            out.append(f"{name}: every row has the label {next(iter(dist))!r}")
+        if name != "train":
+            unseen = sorted(set(dist) - train)
+            if unseen:
+                out.append(f"{name}: label(s) {unseen} never appear in train, so the model cannot learn them")
+    return out
+
+
 def histogram(values: Sequence[int], bins: int = 20) -> dict[str, Any]:
     """Summary and a fixed-width histogram of lengths."""
     if not values:
@@ -158,6 +184,10 @@ class Outcome:
     conflict_groups: int = 0
     leak: dict[str, Any] = field(default_factory=lambda: {"pairs": 0, "checked_rows": 0, "examples": []})
     stats: dict[str, Any] = field(default_factory=dict)  # from the cleaning steps (pii, html)
+    warnings: list[str] = field(default_factory=list)  # found by the stage on the way (skipped files ...)
+    skipped: dict[str, dict[str, Any]] = field(default_factory=dict)  # reason -> count, example files
+    hidden: int = 0  # hidden files and folders of text folders, ignored
+    columns: dict[int, dict[str, str]] = field(default_factory=dict)  # per source: field -> column
 
 
 def step_table(o: Outcome) -> list[dict[str, Any]]:
@@ -176,8 +206,13 @@ def build(o: Outcome, cfg: DataConfig, seed: int, unit: str, counter: Callable[[
     by_split, q, n_ex = o.by_split, o.quarantine, cfg.report.examples
     kept = sum(len(v) for v in by_split.values()) - o.copies
     labels = sorted({p for r in by_split["train"] for p in label_parts(r.label)})
-    warnings = imbalance_warnings(by_split, cfg.report.imbalance_ratio)
+    warnings = list(o.warnings)
+    warnings += imbalance_warnings(by_split, cfg.report.imbalance_ratio)
     warnings += [f"{s} is empty" for s in SPLITS if not by_split[s]]
+    warnings += split_warnings(by_split, o.task)
+    if len(q):
+        steps = ", ".join(f"{step}: {n}" for step, n in q.counts.most_common())
+        warnings.append(f"{len(q)} row(s) removed ({steps}); each is in quarantine.jsonl with its reason")
     if o.leak["pairs"]:
         warnings.append(f"{o.leak['pairs']} near-duplicate pair(s) straddle splits")
     pii = o.stats.get("pii")
@@ -211,6 +246,11 @@ def build(o: Outcome, cfg: DataConfig, seed: int, unit: str, counter: Callable[[
             for s in SPLITS
         },
         "warnings": warnings,
+        "skipped": {
+            "files": sum(x["count"] for x in o.skipped.values()),
+            "by_reason": o.skipped,
+            "hidden_ignored": o.hidden,
+        },
         "lengths": length_stats(by_split, counter, unit),
         "duplicates": {
             "exact": {"removed": d.exact_removed, "examples": d.examples},

@@ -8,6 +8,7 @@ Order: read -> format -> cleaning steps -> conflicting labels -> exact dedup -> 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -15,14 +16,14 @@ from typing import Any
 from tunelab.config import Recipe
 from tunelab.config.data import SPLITS, DataConfig
 from tunelab.data import report as rep
-from tunelab.data.clean import CleanContext, build_steps, run_steps
+from tunelab.data.clean import CleanContext, allowed_normaliser, build_steps, run_steps
 from tunelab.data.dedup import NearDup, build_index, exact_dedup, leakage, near_dedup, resolve_conflicts
 from tunelab.data.errors import DataError
 from tunelab.data.formats import to_records
 from tunelab.data.quarantine import Quarantine
 from tunelab.data.records import Record, label_parts
 from tunelab.data.report_html import render
-from tunelab.data.sources import input_hashes, read_source
+from tunelab.data.sources import SourceData, input_hashes, read_source
 from tunelab.data.split import assign
 from tunelab.runs import RunDir, StageResult, atomic_write_json, atomic_write_jsonl, atomic_write_text
 from tunelab.tasks import Task, get_task
@@ -47,7 +48,8 @@ def run(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> StageResult:
     names = [f"{s}.jsonl" for s in SPLITS] + ["quarantine.jsonl", "data_report.json", "data_report.html"]
     if (run_dir.data / "labels.json").exists():
         names.append("labels.json")
-    return StageResult("data", metrics=report["summary"], artifacts=[str(run_dir.data / n) for n in names])
+    metrics = {**report["summary"], "warnings": list(report["warnings"])}
+    return StageResult("data", metrics=metrics, artifacts=[str(run_dir.data / n) for n in names])
 
 
 def _tokenizer_loader(recipe: Recipe, tokenizer: Any) -> Callable[[], Any]:
@@ -63,13 +65,28 @@ def _tokenizer_loader(recipe: Recipe, tokenizer: Any) -> Callable[[], Any]:
 
 def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str, Any]:
     """Do the work and write every artifact; return the report."""
-    cfg, seed = recipe.data, recipe.run.seed
     task = get_task(recipe.task)
-    fmt = task.data_format
-    o = rep.Outcome(task=fmt, read=0, quarantine=Quarantine(), by_split={})
-    reject = o.quarantine.add
-
+    o = rep.Outcome(task=task.data_format, read=0, quarantine=Quarantine(), by_split={})
     records, allowed = _read(recipe, task, o)
+    try:
+        return _prepare(recipe, run_dir, tokenizer, task, o, records, allowed)
+    except DataError:
+        # the rows removed so far explain most stops: keep them where the messages point
+        atomic_write_jsonl(run_dir.data / "quarantine.jsonl", o.quarantine.rows)
+        raise
+
+
+def _prepare(
+    recipe: Recipe,
+    run_dir: RunDir,
+    tokenizer: Any,
+    task: Task,
+    o: rep.Outcome,
+    records: list[Record],
+    allowed: dict[int, Any],
+) -> dict[str, Any]:
+    cfg, seed, fmt = recipe.data, recipe.run.seed, task.data_format
+    reject = o.quarantine.add
     ctx = CleanContext(
         task=fmt, allowed_labels=allowed, tokenizer_loader=_tokenizer_loader(recipe, tokenizer)
     )
@@ -80,6 +97,8 @@ def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str,
         after -= o.quarantine.counts[name]
         o.steps.append((name, after))
     o.stats = ctx.stats
+    _check_listed_labels(cfg, ctx, records, fmt)
+    _check_label_shape(records, recipe, task, o)
 
     records, near = _deduplicate(records, cfg, fmt, o)
     together = _together(near, records) if near and cfg.dedup.near.action == "keep_together" else []
@@ -91,10 +110,15 @@ def prepare(recipe: Recipe, run_dir: RunDir, tokenizer: Any = None) -> dict[str,
     o.steps.append(("split", len(kept)))
     o.by_split = {s: [r for r, sp in kept if sp == s] for s in SPLITS}
     if not o.by_split["train"]:
+        why = "; ".join(f"{step}: {n}" for step, n in o.quarantine.counts.most_common())
+        pins = sorted({r.pin for r, _ in kept if r.pin})
+        pinned = f", all in explicit {'/'.join(pins)} files" if kept and all(r.pin for r, _ in kept) else ""
         raise DataError(
-            "data.sources",
-            f"no rows left for train ({len(kept)} kept, {len(o.quarantine)} quarantined)",
-            "see data/quarantine.jsonl for why rows were removed",
+            _files(o),
+            f"no rows left for train ({len(kept)} kept{pinned}, {len(o.quarantine)} quarantined"
+            + (f" by step: {why}" if why else "")
+            + ")",
+            f"see {run_dir.data / 'quarantine.jsonl'} for each removed row and its reason",
         )
     _check_eval_labels(o.by_split, fmt)
     _check_leakage(kept, near, cfg, o)
@@ -124,9 +148,21 @@ def _read(recipe: Recipe, task: Task, o: rep.Outcome) -> tuple[list[Record], dic
     parse_label = partial(task.parse_label, recipe=recipe)
     records: list[Record] = []
     allowed: dict[int, list[str] | None] = {}
+    group_cols: list[tuple[SourceData, bool, list[str]]] = []
     for origin, src in enumerate(cfg.sources):
         data = read_source(src, cfg, seed)
         o.read += len(data.rows)
+        columns = {**data.default_columns, **src.columns}
+        o.columns[origin] = columns
+        if fmt == "labelled" and columns.get("label", "label") == columns.get("text", "text"):
+            raise DataError(
+                data.display,
+                f"the label and the text are both read from column {columns.get('text', 'text')!r}",
+                "map label to the column that holds the class: columns: {label: <column>}",
+            )
+        if cfg.split.group_by:
+            group_cols.append(_has_group_column(data, cfg.split.group_by, columns.get("group", "group")))
+        _note_skipped(data, o)
         # the recipe's list, else a bundled dataset's own (Rotten Tomatoes leaves out `plot`)
         allowed[origin] = cfg.labels if cfg.labels is not None else data.default_labels
         got = to_records(data, src, origin, fmt, cfg.split.group_by, o.quarantine.add, parse_label)
@@ -143,6 +179,20 @@ def _read(recipe: Recipe, task: Task, o: rep.Outcome) -> tuple[list[Record], dic
             }
         )
         records.extend(got)
+    if group_cols and not any(found for _, found, _ in group_cols):
+        data, _, seen = group_cols[0]
+        raise DataError(
+            data.display,
+            f"data.split.group_by is {cfg.split.group_by!r}, but no row has that column "
+            f"(columns: {seen[:20]})",
+            "set data.split.group_by to one of the columns, or map it: columns: {group: <column>}",
+        )
+    for data, found, _ in group_cols:
+        if not found:
+            o.warnings.append(
+                f"{data.display}: no column {cfg.split.group_by!r} (data.split.group_by), so its rows "
+                "are split one by one, not by group"
+            )
     o.steps.append(("read", o.read - o.quarantine.counts["read"]))
     o.steps.append(("format", len(records)))
     if cfg.system_prompt and fmt == "chat":
@@ -150,6 +200,90 @@ def _read(recipe: Recipe, task: Task, o: rep.Outcome) -> tuple[list[Record], dic
             if r.messages and r.messages[0]["role"] != "system":
                 r.messages.insert(0, {"role": "system", "content": cfg.system_prompt})
     return records, allowed
+
+
+def _files(o: rep.Outcome) -> str:
+    """The sources as the user named them, for errors about the data as a whole."""
+    return ", ".join(dict.fromkeys(str(x["location"]) for x in o.sources)) or "data.sources"
+
+
+def _has_group_column(data: SourceData, group_by: str, mapped: str) -> tuple[SourceData, bool, list[str]]:
+    """Whether any row of the source has the ``group_by`` column (or the column ``group`` maps to)."""
+    if data.columns is not None:
+        return data, group_by in data.columns or mapped in data.columns, sorted(data.columns)
+    rows = [r.row for r in data.rows if r.problem is None and r.row is not None]
+    found = any(group_by in row or mapped in row for row in rows)
+    return data, found, sorted({k for row in rows[:50] for k in row})
+
+
+def _note_skipped(data: SourceData, o: rep.Outcome) -> None:
+    """Files a text folder did not read as rows (they are quarantined, step read): for the report."""
+    n = sum(len(v) for v in data.skipped.values())
+    for reason, files in data.skipped.items():
+        entry = o.skipped.setdefault(reason, {"count": 0, "examples": []})
+        entry["count"] += len(files)
+        entry["examples"].extend(files[: max(0, 5 - len(entry["examples"]))])
+    o.hidden += data.hidden
+    if n:
+        parts = ", ".join(f"{len(v)} {reason}" for reason, v in data.skipped.items())
+        o.warnings.append(f"{data.display}: {n} file(s) skipped ({parts}); they are in quarantine.jsonl")
+
+
+def _check_listed_labels(cfg: DataConfig, ctx: CleanContext, records: list[Record], fmt: str) -> None:
+    """Every label in ``data.labels`` must occur in the data: one that never does is a typo or a
+    differently written name, and would leave the classifier without that class."""
+    if cfg.labels is None or fmt != "labelled":
+        return
+    seen: Counter[str] = ctx.stats.get("labels_seen") or Counter(
+        p for r in records for p in label_parts(r.label)
+    )
+    if not seen:
+        return  # numeric targets, or no rows left: nothing to compare (the split says so)
+    to_allowed = allowed_normaliser(cfg.clean.labels)
+    missing = [x for x in cfg.labels if to_allowed(x) not in seen]
+    if missing:
+        shown = ", ".join(
+            repr(x) + (f" (read as {to_allowed(x)!r})" if to_allowed(x) != x else "") for x in missing
+        )
+        raise DataError(
+            "data.labels",
+            f"{shown} never occur(s) in the data; the labels it has are {sorted(seen)[:30]}",
+            "fix the name in data.labels (labels are compared after NFKC, spaces"
+            + (" and lower-casing" if cfg.clean.labels.lowercase and cfg.clean.labels.enabled else "")
+            + "), remove it, or rename the data's label to it with clean.labels.map",
+        )
+
+
+# More distinct labels than this, and than half the rows, means the label column holds free text.
+MAX_DISTINCT_LABELS = 50
+
+
+def _check_label_shape(records: list[Record], recipe: Recipe, task: Task, o: rep.Outcome) -> None:
+    """Labels a classifier cannot use: one class only, or a distinct label on nearly every row."""
+    if task.data_format != "labelled" or not task.has_labels or not records:
+        return
+    names = Counter(p for r in records for p in label_parts(r.label))
+    if len(names) == 1:
+        (only,) = names
+        raise DataError(
+            _files(o),
+            f"every row left after cleaning ({len(records)}) has the label {only!r}: a classifier "
+            "needs at least two labels",
+            "add rows of the other label(s); check data.labels, clean.labels.map and the label column",
+        )
+    for origin, src in enumerate(recipe.data.sources):
+        labels = [r.label for r in records if r.origin == origin and isinstance(r.label, str)]
+        distinct = len(set(labels))
+        if distinct > MAX_DISTINCT_LABELS and distinct > len(labels) / 2:
+            name = o.sources[origin]["location"] if origin < len(o.sources) else _files(o)
+            cols = o.columns.get(origin, src.columns)
+            mapping = f"label <- {cols.get('label', 'label')!r}, text <- {cols.get('text', 'text')!r}"
+            raise DataError(
+                str(name),
+                f"{distinct} distinct labels in {len(labels)} rows: the label column looks like free "
+                f"text, not class names (column mapping: {mapping})",
+                "map label to the column that holds the class: columns: {label: <column>}",
+            )
 
 
 def _deduplicate(

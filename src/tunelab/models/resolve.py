@@ -30,10 +30,49 @@ def resolve_model_path(cfg: ModelConfig) -> str:
             raise FileNotFoundError(
                 f"model folder {local} has no config.json: point model.name at a save_pretrained folder"
             )
+        check_local_folder(cfg, local)
         return str(local)
     if cfg.name.startswith((".", "/", "~")):
         raise FileNotFoundError(f"model folder {cfg.name} does not exist")
     return cfg.name  # a hub id; from_pretrained fetches it or uses the local HF cache
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def check_local_folder(cfg: ModelConfig, folder: Path) -> None:
+    """Refuse, naming the recipe key, a local folder that only loads by running its code.
+
+    Pickle weights (``pytorch_model.bin``) and no safetensors need ``model.allow_pickle``; a config whose
+    ``auto_map`` points at the folder's own modeling code, for a model type transformers does not know,
+    needs ``model.trust_remote_code`` (a known type loads with transformers' own code, the custom code
+    unused). ``from_pretrained`` refuses both anyway (``load_kwargs``); this says which key to set.
+    """
+    if not cfg.allow_pickle and not any(folder.glob("*.safetensors")):
+        pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickled:
+            raise ValueError(
+                f"model folder {folder} holds only pickle weights ({', '.join(pickled)}), which can run code "
+                "when loaded: convert them to safetensors, or set model.allow_pickle: true if you trust them"
+            )
+    if not cfg.trust_remote_code:
+        import json
+
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # transformers reports a broken config itself
+        if isinstance(config, dict) and config.get("auto_map") and not _known_model_type(config.get("model_type")):
+            raise ValueError(
+                f"model folder {folder} needs its own modeling code (config.json auto_map: "
+                f"{sorted(config['auto_map'])}); set model.trust_remote_code: true only if you trust that code"
+            )
+
+
+def _known_model_type(model_type: Any) -> bool:
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    return isinstance(model_type, str) and model_type in CONFIG_MAPPING
 
 
 def load_kwargs(cfg: ModelConfig) -> dict[str, Any]:

@@ -6,6 +6,7 @@ transformers); ``linear`` / ``mlp`` put a tunelab head over a chosen pooling (se
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +22,7 @@ from tunelab.registry import TASKS
 from tunelab.tasks.base import Scored, Task
 from tunelab.tasks.loading import on_device, pretrained_config
 
+log = logging.getLogger("tunelab")
 
 @TASKS.register("classification")
 class ClassificationTask(Task):
@@ -68,9 +70,17 @@ class ClassificationTask(Task):
                         "use a tunelab head (type: linear) or remove it"
                     )
                 config.classifier_dropout = head.dropout
-            model = self.auto_class().from_pretrained(path, config=config, **load_kwargs(recipe.model))
+            loaded = self.auto_class().from_pretrained(
+                path, config=config, output_loading_info=True, **load_kwargs(recipe.model)
+            )
+            model, info = loaded if isinstance(loaded, tuple) else (loaded, {})
+            prefix = f"{getattr(model, 'base_model_prefix', '')}."
+            new = any(not str(k).startswith(prefix) for k in info.get("missing_keys") or ())
         else:
             model = build_headed(path, config, head, config.num_labels, **load_kwargs(recipe.model))
+            new = True
+        if new:  # in place of transformers' load report (the CLI silences it): one line of our own
+            log.info("new %s head: %s", self.name, _head_outputs(config, self.has_labels))
         return model, tokenizer
 
     def load_tuned(self, model_dir: Path, recipe: Recipe, labels: list[str] | None):
@@ -84,13 +94,19 @@ class ClassificationTask(Task):
         return model, AutoTokenizer.from_pretrained(str(model_dir))
 
     def parse_label(self, value: Any, recipe: Recipe) -> tuple[Any, str | None]:
-        if isinstance(value, bool):
-            return str(value).lower(), None
-        if isinstance(value, int):
-            return str(value), None
-        if isinstance(value, float) and value.is_integer():
+        """A class name. An integer names one class however it comes: ``1``, ``1.0``, ``np.int64(1)``,
+        ``"1"`` and ``"1.0"`` (a numeric CSV column, read as text) are all the class ``"1"``."""
+        if isinstance(value, bool | np.bool_):
+            return str(bool(value)).lower(), None
+        if isinstance(value, int | np.integer):
+            return str(int(value)), None
+        if isinstance(value, float | np.floating) and float(value).is_integer():
             return str(int(value)), None  # 1.0 from a numeric column means label "1"
         if isinstance(value, str):
+            whole, dot, fraction = value.strip().partition(".")
+            digits = whole[1:] if whole[:1] in ("+", "-") else whole
+            if dot and fraction and not fraction.strip("0") and digits.isascii() and digits.isdigit():
+                return str(int(whole)), None  # "1.0" / "-2.00" is the integer class it writes
             return value, None
         return (
             None,
@@ -180,3 +196,13 @@ class ClassificationTask(Task):
         y_val = np.asarray([ids_of[r["label"]] for r in val])
         pred, parameters, tokens, seconds = probe_scores(recipe, train, val, y_train, "classifier")
         return Scored(float((pred == y_val).mean()), parameters, tokens, seconds)
+
+
+def _head_outputs(config, has_labels: bool) -> str:
+    """``2 labels (fresh, rotten)``, or ``1 output`` for a head without label names."""
+    n = int(config.num_labels)
+    names = [str(v) for _, v in sorted((config.id2label or {}).items())] if has_labels else []
+    if not names:
+        return f"{n} output" + ("s" if n != 1 else "")
+    shown = ", ".join(names[:8]) + (f", ... ({len(names) - 8} more)" if len(names) > 8 else "")
+    return f"{n} label" + ("s" if n != 1 else "") + f" ({shown})"

@@ -1,4 +1,5 @@
-"""Resumable training state: trained weights, optimiser, schedule, RNG streams and position.
+"""Resumable training state: trained weights, optimiser, schedule, RNG streams (python, numpy, torch
+CPU and CUDA) and position.
 
 Each checkpoint folder appears in one rename (``atomic_dir``), so the newest folder present is
 always complete, even after a SIGKILL. The weights are those of the parameters the optimiser
@@ -96,7 +97,7 @@ def save_checkpoint(folder: Path, model, optimizer, scheduler, state: TrainerSta
             {
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
+                **torch_rng_states(),
             },
             tmp / OPTIM,
         )
@@ -117,11 +118,26 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> TrainerState:
     blob = torch.load(path / OPTIM, weights_only=True)
     optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])
-    torch.set_rng_state(blob["torch_rng"])
+    restore_torch_rng(blob)
     meta = json.loads((path / STATE).read_text(encoding="utf-8"))
     random.setstate(_py_restore(meta["rng"]["python"]))
     np.random.set_state(_np_restore(meta["rng"]["numpy"]))
     return TrainerState(**meta["trainer"])
+
+
+def torch_rng_states() -> dict[str, Any]:
+    """The torch generators a run draws from (dropout...): the CPU one and, with CUDA, the current device's."""
+    states: dict[str, Any] = {"torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda_rng"] = torch.cuda.get_rng_state()
+    return states
+
+
+def restore_torch_rng(blob: dict[str, Any]) -> None:
+    """Undo :func:`torch_rng_states` (a CUDA state saved where there is no CUDA has nothing to restore)."""
+    torch.set_rng_state(blob["torch_rng"])
+    if blob.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(blob["cuda_rng"])
 
 
 def save_best(folder: Path, model, optimizer) -> None:

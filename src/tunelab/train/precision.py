@@ -8,6 +8,19 @@ from pathlib import Path
 import torch
 
 
+FAST_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+
+
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The feature flags of ``/proc/cpuinfo`` text (x86 ``flags``, Arm ``Features`` lines), as words."""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return flags
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_has_fast_bf16() -> bool:
     """True on CPUs with AMX or AVX512-BF16 units.
@@ -19,10 +32,10 @@ def cpu_has_fast_bf16() -> bool:
     if "AMX" in cap:
         return True
     try:
-        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
+        text = Path("/proc/cpuinfo").read_text(errors="ignore")
     except OSError:
         return False
-    return any(f in flags for f in ("amx_bf16", "avx512_bf16"))
+    return bool(cpu_flags(text) & FAST_BF16_FLAGS)
 
 
 def choose_precision(requested: str, device: torch.device) -> str:

@@ -1,0 +1,120 @@
+"""The short summary a pipeline verb ends with, and the data stage's warnings after it.
+
+Built from the stages' :class:`~tunelab.runs.StageResult` objects alone (a skipped stage brings
+the figures its manifest record kept), so it reads the same for a fresh run and a rerun. Every
+cell is a :class:`rich.text.Text`: nothing from the recipe or the data is parsed as markup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from tunelab.cli.common import console, say
+
+DATA_REPORT = "data/data_report.html"
+MAX_WARNINGS = 10
+
+
+def summary_rows(results: Sequence[Any]) -> list[tuple[str, str]]:
+    """(what, figure) rows: data counts and splits, training, headline metrics with intervals."""
+    rows: list[tuple[str, str]] = []
+    for result in results:
+        m = result.metrics or {}
+        if result.stage == "data":
+            rows += _data_rows(m)
+        elif result.stage == "train":
+            rows += _train_rows(m)
+        prefix = "" if result.stage == "evaluate" else f"{result.stage} "
+        for name, value in m.items():
+            if isinstance(value, dict) and "value" in value:
+                rows.append((f"{prefix}{name}", _interval(value)))
+    return rows
+
+
+def _data_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for key, what in (("rows_read", "rows read"), ("rows_kept", "kept"), ("rows_quarantined", "quarantined")):
+        if isinstance(m.get(key), int):
+            rows.append((what, f"{m[key]:,}"))
+    splits = [f"{s} {m[f'{s}_rows']:,}" for s in ("train", "validation", "test") if isinstance(m.get(f"{s}_rows"), int)]
+    if splits:
+        rows.append(("splits", " / ".join(splits)))
+    return rows
+
+
+def _train_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
+    steps, seconds = m.get("steps"), m.get("seconds")
+    if not isinstance(steps, int):
+        return []
+    took = f" in {seconds:.1f} s" if isinstance(seconds, int | float) else ""
+    return [("training", f"{steps:,} steps{took}")]
+
+
+def _interval(v: dict[str, Any]) -> str:
+    value, low, high = v.get("value"), v.get("low"), v.get("high")
+    if not isinstance(value, int | float):
+        return str(value)
+    ci = f"  [{low:.3f}, {high:.3f}]" if isinstance(low, int | float) and isinstance(high, int | float) else ""
+    return f"{value:.4f}{ci}"
+
+
+def collect_warnings(results: Sequence[Any], run_dir: Path) -> list[str]:
+    """The data stage's warnings: from its result, else (a skipped stage) from its data_report.json."""
+    for result in results:
+        if result.stage != "data":
+            continue
+        found = (result.metrics or {}).get("warnings")
+        if found is None:
+            found = _report_warnings(run_dir)
+        return [str(w) for w in found or [] if str(w).strip()]
+    return []
+
+
+def _report_warnings(run_dir: Path) -> list[Any]:
+    try:
+        report = json.loads((run_dir / "data" / "data_report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    found = report.get("warnings") if isinstance(report, dict) else None
+    return found if isinstance(found, list) else []
+
+
+def show_summary(results: Iterable[Any], run_dir: Path) -> None:
+    """The summary table (if any stage brought figures), where things are, then the warnings."""
+    if os.environ.get("RANK", "0") != "0":
+        return  # under accelerate launch, rank 0 speaks for the run
+    results = list(results)
+    rows = summary_rows(results)
+    if rows:
+        table = Table(title=Text("summary", style="bold"), title_justify="left", show_header=False,
+                      box=box.SIMPLE, padding=(0, 1))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(no_wrap=True)
+        for what, figure in rows:
+            table.add_row(Text(what), Text(figure))
+        console.print(table)
+    # paths outside the table: printed whole on one line, never cut to the table's width
+    say("run directory: ", (str(run_dir), "bold"), highlight=False)
+    report = run_dir / DATA_REPORT
+    if any(r.stage == "data" for r in results) and report.is_file():
+        say("data report: ", (str(report), "bold"), highlight=False)
+    show_warnings(collect_warnings(results, run_dir))
+
+
+def show_warnings(warnings: Sequence[str]) -> None:
+    """A short "warnings" block: one yellow line each (at most ``MAX_WARNINGS``)."""
+    if not warnings:
+        return
+    say(("warnings", "bold yellow"))
+    for w in warnings[:MAX_WARNINGS]:
+        say(("  - ", "yellow"), (" ".join(w.split()), "yellow"), highlight=False)
+    if len(warnings) > MAX_WARNINGS:
+        say((f"  ... and {len(warnings) - MAX_WARNINGS} more in {DATA_REPORT}", "yellow"))
