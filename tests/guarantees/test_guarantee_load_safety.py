@@ -20,22 +20,17 @@ from tunelab.search.ranking import rank_models
 from tunelab.tasks import get_task
 
 LABELS = ["neg", "pos"]
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
-
-
-def _copy_tokenizer(src: Path, dst: Path) -> None:
-    for name in TOKENIZER_FILES:
-        if (src / name).is_file():
-            shutil.copy(src / name, dst / name)
+WEIGHTS = (".safetensors", ".bin")
 
 
 def _pickle_copy(src: Path, dst: Path, auto_class) -> Path:
     """``src`` re-saved with its weights as ``pytorch_model.bin`` (pickle) and no safetensors file."""
     dst.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file() and not f.name.endswith(WEIGHTS):
+            shutil.copy(f, dst / f.name)
     model = auto_class.from_pretrained(str(src), use_safetensors=True)
-    shutil.copy(src / "config.json", dst / "config.json")
     torch.save(model.state_dict(), dst / "pytorch_model.bin")
-    _copy_tokenizer(src, dst)
     assert not list(dst.glob("*.safetensors"))
     return dst
 
@@ -57,7 +52,9 @@ def pickle_llama(tiny_llama, tmp_path_factory) -> Path:
 CUSTOM_CODE = '''
 from pathlib import Path
 
+from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification, LlamaModel
+from transformers.models.llama.modeling_llama import LlamaPreTrainedModel
 
 Path({marker!r}).write_text("the custom code ran")
 
@@ -76,6 +73,13 @@ class CustomForCausalLM(LlamaForCausalLM):
 
 class CustomForSequenceClassification(LlamaForSequenceClassification):
     config_class = CustomConfig
+
+    def __init__(self, config):  # its own base model (transformers' builds one through AutoModel)
+        LlamaPreTrainedModel.__init__(self, config)
+        self.num_labels = config.num_labels
+        self.model = CustomModel(config)
+        self.score = nn.Linear(config.hidden_size, self.num_labels, bias=False)
+        self.post_init()
 '''
 
 
@@ -89,7 +93,7 @@ def remote_code(tiny_llama, tmp_path, monkeypatch) -> tuple[Path, Path]:
     monkeypatch.setattr(dyn, "HF_MODULES_CACHE", str(modules))
     monkeypatch.setattr(sys, "path", [*sys.path])  # init_hf_modules appends the modules folder
     folder = tmp_path / f"custom_{uuid.uuid4().hex[:8]}"  # a fresh module name: nothing cached from before
-    folder.mkdir()
+    shutil.copytree(tiny_llama, folder)
     marker = tmp_path / "custom-code-ran"
     (folder / "modeling_custom.py").write_text(CUSTOM_CODE.format(marker=str(marker)))
     config = json.loads((tiny_llama / "config.json").read_text())
@@ -102,8 +106,6 @@ def remote_code(tiny_llama, tmp_path, monkeypatch) -> tuple[Path, Path]:
         "AutoModelForSequenceClassification": "modeling_custom.CustomForSequenceClassification",
     }
     (folder / "config.json").write_text(json.dumps(config))
-    shutil.copy(tiny_llama / "model.safetensors", folder / "model.safetensors")
-    _copy_tokenizer(tiny_llama, folder)
     return folder, marker
 
 
@@ -165,6 +167,8 @@ def _load(path: str, folder: Path, safe: Path, tmp: Path, **flags):
     raise AssertionError(path)
 
 
+PICKLE_REFUSED = r"only pickle weights \(pytorch_model\.bin\): set model\.allow_pickle: true"
+CODE_REFUSED = r"its own modeling code \(config\.json auto_map\): set model\.trust_remote_code: true"
 PATHS = ["classification", "linear_head", "sft", "rank", "tuned_adapter"]
 
 
@@ -172,16 +176,15 @@ PATHS = ["classification", "linear_head", "sft", "rank", "tuned_adapter"]
 def test_pickle_weights_load_only_with_allow_pickle(path, pickle_bert, pickle_llama, tiny_bert, tiny_llama,
                                                     tmp_path):
     folder, safe = (pickle_llama, tiny_llama) if path == "sft" else (pickle_bert, tiny_bert)
-    with pytest.raises(ValueError, match=r"only pickle weights \(pytorch_model\.bin\).*model\.allow_pickle"):
+    with pytest.raises(ValueError, match=PICKLE_REFUSED):
         _load(path, folder, safe, tmp_path / "refused")
     loaded = _load(path, folder, safe, tmp_path / "allowed", allow_pickle=True)
     if path != "rank":  # the pickled weights, not a fresh initialisation, were loaded
-        emb = dict(loaded.named_parameters())
-        name = next(n for n in emb if n.endswith("embed_tokens.weight") or n.endswith("word_embeddings.weight"))
+        suffix = "embed_tokens.weight" if path == "sft" else "word_embeddings.weight"
+        (loaded_emb,) = [p for n, p in loaded.named_parameters() if n.endswith(suffix)]
         state = torch.load(folder / "pytorch_model.bin", weights_only=True)
-        key = next(k for k in state if k.endswith(name.split(".", 1)[1] if "." in name else name)
-                   or name.endswith(k))
-        assert torch.equal(emb[name].detach(), state[key])
+        (saved_emb,) = [t for k, t in state.items() if k.endswith(suffix)]
+        assert torch.equal(loaded_emb.detach(), saved_emb)
 
 
 def test_the_pickle_refusal_does_not_depend_on_the_early_check(pickle_bert, tmp_path, monkeypatch):
@@ -189,14 +192,14 @@ def test_the_pickle_refusal_does_not_depend_on_the_early_check(pickle_bert, tmp_
     import tunelab.models.resolve as resolve
 
     monkeypatch.setattr(resolve, "check_local_folder", lambda cfg, folder: None)
-    with pytest.raises(OSError, match="model.safetensors"):
+    with pytest.raises(OSError, match=r"model\.safetensors"):
         _load("classification", pickle_bert, pickle_bert, tmp_path)
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_remote_code_runs_only_with_trust_remote_code(path, remote_code, tiny_llama, tmp_path):
     folder, marker = remote_code
-    with pytest.raises(ValueError, match=r"own modeling code.*model\.trust_remote_code: true"):
+    with pytest.raises(ValueError, match=CODE_REFUSED):
         _load(path, folder, tiny_llama, tmp_path / "refused")
     assert not marker.exists(), "the custom code ran without model.trust_remote_code"
     loaded = _load(path, folder, tiny_llama, tmp_path / "allowed", trust_remote_code=True)

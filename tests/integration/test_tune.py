@@ -1,5 +1,5 @@
 """``tunelab tune``: trials on the parent's data, pruning, the results it writes, workers sharing one
-SQLite study, and (slow) a real search on MiniLM / Rotten Tomatoes that is never worse than the default."""
+SQLite study, and (slow) a real search on MiniLM / Rotten Tomatoes whose reported best is its best trial."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def test_search_writes_its_results(searched):
     assert not list(run.rglob("*.tmp"))
 
 
-def test_trial_zero_is_the_recipe_and_best_is_never_worse(searched):
+def test_trial_zero_is_the_recipe_and_best_is_the_best_recorded_trial(searched):
     recipe, run, summary = searched
     rows = read_trials(run)
     assert [r["state"] for r in rows] == ["COMPLETE", "PRUNED", "COMPLETE", "PRUNED"]
@@ -84,8 +84,27 @@ def test_trial_zero_is_the_recipe_and_best_is_never_worse(searched):
     assert float(zero["train.learning_rate"]) == recipe.train.learning_rate
     assert int(zero["train.batch_size"]) == recipe.train.batch_size
     assert json.loads(zero["model.adapter"]) == {"method": "none"}  # the choice that is the recipe's own
-    values = [float(r["value"]) for r in rows if r["state"] == "COMPLETE"]
-    assert summary["best"]["value"] == max(values) >= float(zero["value"])
+    assert_best_is_the_best_row(run, summary, rows, SPACE, higher=True)
+
+
+def assert_best_is_the_best_row(run: Path, summary: dict, rows: list[dict[str, str]], keys, higher: bool):
+    """The reported best is the trial of trials.csv with the best value (max or min over the completed
+    rows, worked out here), and best_recipe.yaml holds exactly that trial's parameters."""
+    completed = [r for r in rows if r["state"] == "COMPLETE"]
+    assert len(completed) >= 2, "the check needs trials to choose from"
+    pick = max if higher else min
+    best_row = pick(completed, key=lambda r: float(r["value"]))
+    assert summary["best"]["number"] == int(best_row["number"])
+    assert summary["best"]["value"] == float(best_row["value"]) == pick(float(r["value"]) for r in completed)
+    best = load_recipe(run / "search/best_recipe.yaml")
+    for key in keys:
+        section, field = key.split(".", 1)
+        got, text = getattr(getattr(best, section), field), best_row[key]
+        if hasattr(got, "model_dump"):  # a whole mapping was the choice
+            chosen, dumped = json.loads(text), got.model_dump(mode="json")
+            assert {k: dumped[k] for k in chosen} == chosen, key
+        else:
+            assert got == type(got)(text), key
 
 
 def test_pruned_trials_stop_early_and_say_so(searched):
@@ -143,9 +162,13 @@ def test_two_worker_processes_share_one_sqlite_study(tiny_bert, tmp_path):
     study = optuna.load_study(study_name="cls", storage=f"sqlite:///{run / 'search/study.db'}")
     trials = study.get_trials(deepcopy=False)
     assert sum(t.state.name == "COMPLETE" for t in trials) >= 6
+    # Which process starts first (and so how the trials split between them) is up to the OS: one
+    # may even finish them all. What must hold either way: every trial in the one study belongs to
+    # one of the two processes, none is counted twice, and the recipe's own trial runs once.
     workers = {t.user_attrs["worker"] for t in trials}
     pids = {f":{p.pid}" for p in procs}
-    assert {w[w.rindex(":"):] for w in workers} == pids, "each process recorded trials"
+    assert {w[w.rindex(":"):] for w in workers} <= pids, "every trial was run by one of the two processes"
+    assert len({t.number for t in trials}) == len(trials)
     assert sum(t.user_attrs.get("recipe_default", False) for t in trials) == 1
     assert {r["worker"] for r in read_trials(run)} == workers  # the report lists every worker's trials
     print(f"two workers: {len(trials)} trials in {time.perf_counter() - start:.1f}s")
@@ -187,8 +210,9 @@ MINILM_SPACE = {
 
 
 @pytest.mark.slow
-def test_minilm_search_on_rotten_tomatoes_is_never_worse_than_the_default(tmp_path):
-    """Trial 0 is the recipe itself, so best <= default holds by construction; checked from the records."""
+def test_minilm_search_on_rotten_tomatoes_reports_its_best_trial(tmp_path):
+    """A real search: the reported best is the trial with the lowest validation loss in trials.csv and
+    best_recipe.yaml holds its parameters (trial 0, the recipe itself, is one of the candidates)."""
     recipe = validate_recipe({
         "run": {"name": "rt-search", "output_dir": str(tmp_path / "runs"), "seed": 42},
         "data": {"sources": [{"bundled": "rotten_tomatoes", "max_rows": 600}], "labels": ["fresh", "rotten"],
@@ -206,12 +230,8 @@ def test_minilm_search_on_rotten_tomatoes_is_never_worse_than_the_default(tmp_pa
     run = recipe.run_dir_path()
     rows = read_trials(run)
     assert len(rows) == 6 and summary["default"]["number"] == 0
-    default = float(rows[0]["value"])
     assert float(rows[0]["train.learning_rate"]) == 1e-4 and rows[0]["train.batch_size"] == "16"
-    completed = [float(r["value"]) for r in rows if r["state"] == "COMPLETE"]
     assert summary["direction"] == "minimize" and summary["metric"] == "loss"
-    assert summary["best"]["value"] == min(completed) <= default
-    best = load_recipe(run / "search/best_recipe.yaml")
-    assert best.train.learning_rate == summary["best"]["params"]["train.learning_rate"]
-    print(f"minilm search: default {default:.3f}, best {summary['best']['value']:.3f}, "
+    assert_best_is_the_best_row(run, summary, rows, MINILM_SPACE, higher=False)
+    print(f"minilm search: default {float(rows[0]['value']):.3f}, best {summary['best']['value']:.3f}, "
           f"{summary['trials']}, {seconds:.0f}s")

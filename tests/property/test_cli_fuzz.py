@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import sentiment_rows
@@ -45,6 +45,9 @@ _COMMON: dict[str, Any] = {
     "database": None,  # no .hypothesis folder in the repository
     "deadline": None,  # the first case imports torch and friends
     "print_blob": True,
+    # No shrinking: a failing case (a RecursionError deep in yaml, say) is slow, and shrinking one took
+    # over five minutes. The case is printed as generated; the report lists minimal reproductions.
+    "phases": [Phase.explicit, Phase.reuse, Phase.generate],
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 }
 
@@ -240,6 +243,9 @@ JUNK_LINES = [
     '{"a": ' * 50,
     "1" * 5000,
     '{"text": "big", "label": ' + "9" * 5000 + "}",
+    "[" * 5000 + "]" * 5000,  # too deep for the JSON decoder
+    '{"text": "deep", "label": ' + "[" * 400 + "]" * 400 + "}",
+    '{"text": "deep", "label": "pos", "junk": ' + "{\"a\": " * 300 + "1" + "}" * 300 + "}",
 ]
 
 CORRUPT_BYTES = [b"\xff", b"\xfe", b"\xc3", b"\x80", b"\xed\xa0\x80", b"\x00", b"\xef\xbb\xbf", b"\r"]
@@ -250,8 +256,8 @@ def _cell(v: Any) -> str:
         return v
     try:
         return json.dumps(v)
-    except (ValueError, TypeError):
-        return str(v)[:100]
+    except ValueError:  # an int too long to write as text
+        return "9" * 4000
 
 
 def _dump_json(v: Any, ascii_: bool) -> str:
@@ -483,10 +489,18 @@ KNOWN_PATHS = [
     "evaluate.bootstrap_samples",
     "search",
 ]
-# Keys whose string values are imported as modules or used as the output folder: only safe values.
 # Keys whose strings are imported as modules (plugins, custom cleaning steps) or name folders that are
 # read or written whole: they only get values from SAFE_STRINGS, never free text.
-SAFE_ONLY = {"plugins", "data.clean.steps", "run", "run.output_dir", "data.sources.0.path"}
+SAFE_ONLY = {
+    "plugins",
+    "data.clean.steps",
+    "train.loss",
+    "train.strategies",
+    "train.metric_for_best",
+    "run",
+    "run.output_dir",
+    "data.sources.0.path",
+}
 SAFE_STRINGS = [
     "tunelab_fuzz_no_such_module",
     "tunelab_fuzz_no_such.module:fn",
@@ -604,7 +618,21 @@ YAML_BREAKS = [
     "x: 2026-13-45",
     "<<: *nope",
 ]
-WHOLE_TEXTS = ["", "42", "- a\n- b\n", "just text", "null", "~", "[run, data]", "---\n", "run:\n", "data: []\n"]
+WHOLE_TEXTS = [
+    "",
+    "42",
+    "- a\n- b\n",
+    "just text",
+    "null",
+    "~",
+    "[run, data]",
+    "---\n",
+    "run:\n",
+    "data: []\n",
+    "run: " + "[" * 3000 + "]" * 3000 + "\n",  # deeper than the YAML composer recurses
+    "run: &x [*x]\ndata: {sources: [{path: x.jsonl}]}\n",  # a list that contains itself
+    "data: &d {sources: [*d]}\n",
+]
 
 
 @st.composite
@@ -674,7 +702,10 @@ def recipe_case(spec: dict[str, Any], verb: str) -> None:
     with workdir() as tmp:
         raw = base_recipe(tmp)
         for op, path, value in spec["edits"]:
-            (_delete(raw, path) if op == "delete" else _set(raw, path, value))
+            if op == "delete":
+                _delete(raw, path)
+            else:
+                _set(raw, path, value)
         contain(raw, tmp)
         try:
             payload = render_recipe(raw, spec)
@@ -758,6 +789,7 @@ OVERRIDE_VALUES = [
     "0x1F",
     "~tunelab_fuzz_nobody/x",
     "9" * 5000,
+    "[" * 3000 + "]" * 3000,
 ]
 
 

@@ -45,7 +45,8 @@ def init(
     ] = None,
 ) -> None:
     """Write a commented starter recipe (fitted to your data file with --data)."""
-    from tunelab.config.starter import STARTER, starter_for
+    from tunelab.cli.datafit import starter_for
+    from tunelab.config.starter import STARTER
     from tunelab.runs import atomic_write_text
 
     if path.is_dir():
@@ -53,14 +54,16 @@ def init(
         raise IsADirectoryError(f"{path} is a folder: name a file, e.g. `tunelab init {example}`")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    found = None
+    found = None  # what --data told
     text = STARTER
     if data is not None:
         text, found = starter_for(data)
     atomic_write_text(path, text)
     if found is not None:
         columns = ", ".join(f"{k}: {v}" for k, v in found.columns.items()) or "as named"
-        labels = f", labels {', '.join(found.labels)}" if found.labels else ""
+        names = found.labels or []
+        more = f", ... ({len(names) - 10} more)" if len(names) > 10 else ""
+        labels = f", labels {', '.join(names[:10])}{more}" if names else ""
         say(f"fitted to {data}: task {found.task}, columns {columns}{labels}", highlight=False)
     say(f"wrote {path}: edit it, then `tunelab validate {path}` and `tunelab run {path}`", highlight=False)
 

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -44,7 +43,8 @@ def _data_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     for key, what in (("rows_read", "rows read"), ("rows_kept", "kept"), ("rows_quarantined", "quarantined")):
         if isinstance(m.get(key), int):
             rows.append((what, f"{m[key]:,}"))
-    splits = [f"{s} {m[f'{s}_rows']:,}" for s in ("train", "validation", "test") if isinstance(m.get(f"{s}_rows"), int)]
+    sizes = {s: m.get(f"{s}_rows") for s in ("train", "validation", "test")}
+    splits = [f"{s} {n:,}" for s, n in sizes.items() if isinstance(n, int)]
     if splits:
         rows.append(("splits", " / ".join(splits)))
     return rows
@@ -62,7 +62,8 @@ def _interval(v: dict[str, Any]) -> str:
     value, low, high = v.get("value"), v.get("low"), v.get("high")
     if not isinstance(value, int | float):
         return str(value)
-    ci = f"  [{low:.3f}, {high:.3f}]" if isinstance(low, int | float) and isinstance(high, int | float) else ""
+    bounds = isinstance(low, int | float) and isinstance(high, int | float)
+    ci = f"  [{low:.3f}, {high:.3f}]" if bounds else ""
     return f"{value:.4f}{ci}"
 
 
@@ -94,8 +95,14 @@ def show_summary(results: Iterable[Any], run_dir: Path) -> None:
     results = list(results)
     rows = summary_rows(results)
     if rows:
-        table = Table(title=Text("summary", style="bold"), title_justify="left", show_header=False,
-                      box=box.SIMPLE, padding=(0, 1))
+        table = Table(
+            title=Text("summary", style="bold"),
+            title_justify="left",
+            show_header=False,
+            box=None,
+            padding=(0, 3, 0, 2),
+            pad_edge=False,
+        )
         table.add_column(style="bold", no_wrap=True)
         table.add_column(no_wrap=True)
         for what, figure in rows:

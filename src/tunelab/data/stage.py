@@ -97,7 +97,7 @@ def _prepare(
         after -= o.quarantine.counts[name]
         o.steps.append((name, after))
     o.stats = ctx.stats
-    _check_listed_labels(cfg, ctx, records, fmt)
+    _check_listed_labels(cfg, ctx, records, fmt, o)
     _check_label_shape(records, recipe, task, o)
 
     records, near = _deduplicate(records, cfg, fmt, o)
@@ -229,7 +229,9 @@ def _note_skipped(data: SourceData, o: rep.Outcome) -> None:
         o.warnings.append(f"{data.display}: {n} file(s) skipped ({parts}); they are in quarantine.jsonl")
 
 
-def _check_listed_labels(cfg: DataConfig, ctx: CleanContext, records: list[Record], fmt: str) -> None:
+def _check_listed_labels(
+    cfg: DataConfig, ctx: CleanContext, records: list[Record], fmt: str, o: rep.Outcome
+) -> None:
     """Every label in ``data.labels`` must occur in the data: one that never does is a typo or a
     differently written name, and would leave the classifier without that class."""
     if cfg.labels is None or fmt != "labelled":
@@ -247,7 +249,7 @@ def _check_listed_labels(cfg: DataConfig, ctx: CleanContext, records: list[Recor
         )
         raise DataError(
             "data.labels",
-            f"{shown} never occur(s) in the data; the labels it has are {sorted(seen)[:30]}",
+            f"{shown} never occur(s) in {_files(o)}; the labels it has are {sorted(seen)[:30]}",
             "fix the name in data.labels (labels are compared after NFKC, spaces"
             + (" and lower-casing" if cfg.clean.labels.lowercase and cfg.clean.labels.enabled else "")
             + "), remove it, or rename the data's label to it with clean.labels.map",

@@ -52,8 +52,9 @@ def check_local_folder(cfg: ModelConfig, folder: Path) -> None:
         pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
         if pickled:
             raise ValueError(
-                f"model folder {folder} holds only pickle weights ({', '.join(pickled)}), which can run code "
-                "when loaded: convert them to safetensors, or set model.allow_pickle: true if you trust them"
+                f"model folder {folder} holds only pickle weights ({', '.join(pickled)}): set "
+                "model.allow_pickle: true to load them (unpickling can run code: only files you trust), "
+                "or convert them to safetensors"
             )
     if not cfg.trust_remote_code:
         import json
@@ -62,10 +63,12 @@ def check_local_folder(cfg: ModelConfig, folder: Path) -> None:
             config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return  # transformers reports a broken config itself
-        if isinstance(config, dict) and config.get("auto_map") and not _known_model_type(config.get("model_type")):
+        custom = isinstance(config, dict) and config.get("auto_map")
+        if custom and not _known_model_type(config.get("model_type")):
             raise ValueError(
-                f"model folder {folder} needs its own modeling code (config.json auto_map: "
-                f"{sorted(config['auto_map'])}); set model.trust_remote_code: true only if you trust that code"
+                f"model folder {folder} needs its own modeling code (config.json auto_map): set "
+                f"model.trust_remote_code: true to run it, only if you trust that code "
+                f"({', '.join(sorted(config['auto_map']))})"
             )
 
 

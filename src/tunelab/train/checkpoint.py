@@ -126,7 +126,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> TrainerState:
 
 
 def torch_rng_states() -> dict[str, Any]:
-    """The torch generators a run draws from (dropout...): the CPU one and, with CUDA, the current device's."""
+    """The torch generators a run draws from (dropout...): the CPU one and, with CUDA, this device's."""
     states: dict[str, Any] = {"torch_rng": torch.get_rng_state()}
     if torch.cuda.is_available():
         states["cuda_rng"] = torch.cuda.get_rng_state()

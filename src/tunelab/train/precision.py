@@ -7,7 +7,6 @@ from pathlib import Path
 
 import torch
 
-
 FAST_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 
 

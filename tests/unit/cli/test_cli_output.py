@@ -17,10 +17,12 @@ import pytest
 import yaml
 from tests.helpers import classification_recipe, sentiment_rows, write_csv, write_jsonl
 
+from tunelab.cli.datafit import infer_data
 from tunelab.cli.main import main
 from tunelab.cli.summary import show_summary
 from tunelab.config import load_recipe
-from tunelab.config.starter import STARTER, infer_data
+from tunelab.config.load import validate_recipe
+from tunelab.config.starter import STARTER, fitted_starter
 from tunelab.runs import atomic_dir, atomic_write_text
 
 
@@ -38,11 +40,14 @@ def _recipe(tmp_path: Path, raw: dict) -> Path:
     return path
 
 
+def _data_only(tmp_path: Path, data: Path) -> dict:
+    run = {"name": "r", "output_dir": str(tmp_path / "runs")}
+    return {"run": run, "data": {"sources": [{"path": str(data)}]}}
+
+
 def test_data_ends_with_a_summary_and_a_warnings_block(tmp_path, capsys):
     data = _imbalanced(tmp_path)
-    recipe = _recipe(
-        tmp_path, {"run": {"name": "r", "output_dir": str(tmp_path / "runs")}, "data": {"sources": [{"path": str(data)}]}}
-    )
+    recipe = _recipe(tmp_path, _data_only(tmp_path, data))
     assert main(["data", str(recipe)]) == 0
     err = capsys.readouterr().err
     run = tmp_path / "runs" / "r"
@@ -66,11 +71,20 @@ def test_summary_shows_intervals_and_the_stage_warnings_plainly(tmp_path, capsys
         SimpleNamespace(
             stage="data",
             skipped=False,
-            metrics={"rows_read": 1200, "rows_kept": 1190, "rows_quarantined": 10, "train_rows": 950,
-                     "validation_rows": 120, "test_rows": 120, "warnings": ["odd [red]label[/red]", "two"]},
+            metrics={
+                "rows_read": 1200,
+                "rows_kept": 1190,
+                "rows_quarantined": 10,
+                "train_rows": 950,
+                "validation_rows": 120,
+                "test_rows": 120,
+                "warnings": ["odd [red]label[/red]", "two"],
+            },
         ),
         SimpleNamespace(
-            stage="evaluate", skipped=True, metrics={"accuracy": {"value": 0.91234, "low": 0.88, "high": 0.94}}
+            stage="evaluate",
+            skipped=True,
+            metrics={"accuracy": {"value": 0.91234, "low": 0.88, "high": 0.94}},
         ),
     ]
     show_summary(results, tmp_path / "run[/b]")
@@ -82,8 +96,10 @@ def test_summary_shows_intervals_and_the_stage_warnings_plainly(tmp_path, capsys
 
 
 def test_no_warnings_no_block(tmp_path, capsys):
-    show_summary([SimpleNamespace(stage="data", skipped=False, metrics={"rows_read": 3, "warnings": []})], tmp_path)
-    assert "warnings" not in capsys.readouterr().err
+    result = SimpleNamespace(stage="data", skipped=False, metrics={"rows_read": 3, "warnings": []})
+    show_summary([result], tmp_path / "run")
+    err = capsys.readouterr().err
+    assert "rows read" in err and "\nwarnings" not in err
 
 
 def test_train_says_new_head_in_one_line_without_the_load_report(tmp_path, tiny_bert, capfd):
@@ -107,9 +123,7 @@ def test_libraries_are_quiet_only_during_a_command(tmp_path, capsys):
 
     before = tf_logging.get_verbosity()
     data = _imbalanced(tmp_path)
-    recipe = _recipe(
-        tmp_path, {"run": {"name": "r", "output_dir": str(tmp_path / "runs")}, "data": {"sources": [{"path": str(data)}]}}
-    )
+    recipe = _recipe(tmp_path, _data_only(tmp_path, data))
     assert main(["data", str(recipe)]) == 0
     assert tf_logging.get_verbosity() == before
 
@@ -123,15 +137,17 @@ def test_init_without_data_writes_the_default_with_guidance(tmp_path, capsys):
     text = target.read_text()
     assert text == STARTER
     labels_at = text.index("labels: [fresh, rotten]")
-    guidance = text[text.rindex("\n  #", 0, labels_at - 1) - 300 : labels_at]
+    guidance = text[labels_at - 400 : labels_at]
     assert "your own file" in guidance and "delete" in guidance and "edit" in guidance
     assert "columns: {messages:" in text and "columns: {prompt: question, response: answer}" in text
     assert load_recipe(target).data.labels == ["fresh", "rotten"]
 
 
 def test_init_fits_a_classification_csv(tmp_path, capsys):
-    rows = [{"id": str(i), "review": r["text"], "sentiment": " Pos" if r["label"] == "pos" else "NEG"}
-            for i, r in enumerate(sentiment_rows(60))]
+    rows = [
+        {"id": str(i), "review": r["text"], "sentiment": " Pos" if r["label"] == "pos" else "NEG"}
+        for i, r in enumerate(sentiment_rows(60))
+    ]
     csv_file = write_csv(tmp_path / "reviews.csv", rows)
     target = tmp_path / "fitted.yaml"
     assert main(["init", str(target), "--data", str(csv_file)]) == 0
@@ -148,13 +164,19 @@ def test_init_fits_a_classification_csv(tmp_path, capsys):
     raw["run"]["output_dir"] = str(tmp_path / "runs")
     assert main(["data", str(_recipe(tmp_path, raw))]) == 0
     report = json.loads((tmp_path / "runs/my-run/data/data_report.json").read_text())
-    assert report["summary"]["rows_kept"] == 60 and report["summary"]["labels"] == ["neg", "pos"]
+    assert report["summary"]["labels"] == ["neg", "pos"]
+    removed = report["removed_by_step"]
+    assert not removed.get("format") and not removed.get("labels"), removed  # the mapping and labels fit
 
 
 def test_init_fits_a_chat_jsonl(tmp_path, capsys):
     rows = [
-        {"conversation": [{"role": "user", "content": f"what is {i} plus 1 ?"},
-                          {"role": "assistant", "content": f"it is {i + 1} ."}]}
+        {
+            "conversation": [
+                {"role": "user", "content": f"what is {i} plus 1 ?"},
+                {"role": "assistant", "content": f"it is {i + 1} ."},
+            ]
+        }
         for i in range(40)
     ]
     chat = write_jsonl(tmp_path / "chat.jsonl", rows)
@@ -170,6 +192,24 @@ def test_init_fits_question_answer_pairs(tmp_path):
     rows = [{"question": f"what is {i} plus 2 ?", "answer": f"it is {i + 2} ."} for i in range(30)]
     found = infer_data(write_jsonl(tmp_path / "qa.jsonl", rows))
     assert found.task == "sft" and found.columns == {"prompt": "question", "response": "answer"}
+
+
+@pytest.mark.parametrize(
+    ("label", "task", "labels"),
+    [
+        (lambda i: round(0.1 + i / 7, 3), "regression", None),
+        (lambda i: ["Sports", "news"] if i % 3 else ["news"], "multilabel", ["news", "sports"]),
+        (lambda i: i % 2 == 0, "classification", ["false", "true"]),
+    ],
+    ids=["numbers", "label-sets", "booleans"],
+)
+def test_init_fits_other_label_shapes(tmp_path, label, task, labels):
+    rows = [{"text": f"row number {i}", "label": label(i)} for i in range(30)]
+    path = write_jsonl(tmp_path / "rows.jsonl", rows)
+    found = infer_data(path)
+    assert (found.task, found.labels) == (task, labels)
+    recipe = validate_recipe(yaml.safe_load(fitted_starter(str(path), found)))
+    assert recipe.task == task and recipe.data.labels == labels
 
 
 def test_init_with_a_missing_data_file_writes_nothing(tmp_path, capsys):

@@ -121,6 +121,7 @@ def test_chat_row_with_bad_role(tmp_path: Path) -> None:
         ("malformed.jsonl", r"malformed\.jsonl:3: not valid JSON .*on_malformed"),
         ("csv_named.jsonl", r"csv_named\.jsonl:1: not valid JSON.*set format: csv"),
         ("not_parquet.parquet", r"not_parquet\.parquet: not a readable Parquet file"),
+        ("unterminated_quote.csv", r"unterminated_quote\.csv:4: a quote opened on line 4 is never closed"),
     ],
 )
 def test_file_level_problems_stop_with_place(tmp_path: Path, name: str, match: str) -> None:
@@ -135,6 +136,13 @@ def test_mixed_formats_quarantined_when_asked(tmp_path: Path) -> None:
     assert w[3] == ("read", "the line is a JSON list, not an object")
     assert w[4][0] == "read" and "not valid JSON" in w[4][1]
     assert report["summary"]["rows_kept"] == 2
+
+
+def test_unterminated_quote_quarantines_its_line_only(tmp_path: Path) -> None:
+    report, q = run(tmp_path, BAD / "unterminated_quote.csv", on_malformed="quarantine")
+    w = where(q)
+    assert list(w) == [4] and w[4][0] == "read" and "never closed" in w[4][1]
+    assert report["summary"]["rows_read"] == 8 and report["summary"]["rows_kept"] == 7
 
 
 def test_messy_text_is_cleaned_not_dropped(tmp_path: Path) -> None:
