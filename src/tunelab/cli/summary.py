@@ -35,6 +35,8 @@ def summary_rows(results: Sequence[Any]) -> list[tuple[str, str]]:
         for name, value in m.items():
             if isinstance(value, dict) and "value" in value:
                 rows.append((f"{prefix}{name}", _interval(value)))
+            elif result.stage == "evaluate" and isinstance(value, float):
+                rows.append((name, f"{value:.4f}"))  # a headline figure without an interval (ece)
     return rows
 
 
