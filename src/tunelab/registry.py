@@ -74,7 +74,7 @@ def _import_dotted(path: str, kind: str):
     try:
         module = importlib.import_module(module_name)
         return getattr(module, attr)
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, TypeError, ValueError) as exc:  # `..` is a relative import
         raise UnknownPluginError(f"cannot import {kind} {path!r}: {exc}") from exc
 
 

@@ -17,7 +17,6 @@ import sys
 
 import pytest
 from tests.guarantees.runs_helpers import (
-    LOG_EVERY,
     assert_same_log,
     assert_same_weights,
     checkpoint_steps,
@@ -115,14 +114,9 @@ def test_killed_then_resumed_trains_exactly_as_the_uninterrupted_run(resumed):
     assert_same_weights(straight, run)
 
 
-def test_killed_then_resumed_logs_exactly_as_the_uninterrupted_run(resumed, request):
-    _, straight, run, last_ckpt = resumed
-    if last_ckpt % LOG_EVERY:
-        # Known bug: the window of training losses that the next log line averages is not in the
-        # checkpoint, so resuming between two log lines drops the losses of the steps before the
-        # checkpoint from the next line's mean (weights and every other figure are exact).
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="train/loop.py's LossWindow is not checkpointed (resume between log lines)"))
+def test_killed_then_resumed_logs_exactly_as_the_uninterrupted_run(resumed):
+    # a checkpoint between two log lines carries the loss window, so every logged line matches
+    _, straight, run, _ = resumed
     assert_same_log(straight, run)
 
 

@@ -57,7 +57,7 @@ def _plugins_of(recipe: Path) -> list[str]:
 
     try:
         raw = yaml.safe_load(recipe.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):  # validation reports it
         return []
     plugins = raw.get("plugins") if isinstance(raw, dict) else None
     return [p for p in plugins if isinstance(p, str)] if isinstance(plugins, list) else []

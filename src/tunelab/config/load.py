@@ -32,6 +32,8 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         lines = _key_lines(text)
     except yaml.YAMLError as exc:
         raise RecipeError(str(path), [f"not valid YAML: {exc}"]) from exc
+    except RecursionError:  # thousands of nested brackets, or an anchor that contains itself
+        raise RecipeError(str(path), ["the YAML is nested too deeply (or refers to itself) to read"]) from None
     if not isinstance(raw, dict):
         raise RecipeError(str(path), ["the top level must be a mapping of sections (run:, data:, ...)"])
     problems = apply_overrides(raw, overrides or [])
@@ -77,6 +79,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> list[str]:
             continue
         try:
             parsed = yaml.safe_load(value) if value.strip() else None
+        except RecursionError:
+            bad.append(f"override {key}: the value is nested too deeply to read")
+            continue
         except yaml.YAMLError as exc:
             why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             hint = f"; to pass it as a string, quote it: {key}='\"{value}\"'" if '"' not in value else ""

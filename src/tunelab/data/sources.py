@@ -60,6 +60,14 @@ def _display(path: Path) -> str:
     return str(path)
 
 
+def expand(path: str) -> Path:
+    """``~`` and ``~user`` expanded; an unknown user is a DataError, not a RuntimeError."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        raise DataError(path, "cannot expand '~': no such user's home directory", "give the full path") from None
+
+
 def _read_bytes(path: Path, display: str) -> bytes:
     if not path.exists():
         raise DataError(
@@ -71,7 +79,12 @@ def _read_bytes(path: Path, display: str) -> bytes:
         raise DataError(display, "is a folder", "give a file, or set format: text_folder / hf_disk")
     data = path.read_bytes()
     if path.suffix == ".bz2":
-        data = bz2.decompress(data)
+        try:
+            data = bz2.decompress(data)
+        except (OSError, EOFError, ValueError) as exc:  # not bz2, or cut short
+            raise DataError(
+                display, f"cannot decompress the .bz2 file: {exc}", "re-compress it, or drop the .bz2 ending"
+            ) from None
     if not data.strip(b" \t\r\n" + BOM):
         raise DataError(f"{display}:1", "the file is empty", "remove it from data.sources or add rows")
     return data
@@ -99,7 +112,13 @@ def read_jsonl(path: Path, display: str, cfg: DataConfig) -> SourceData:
             continue
         try:
             obj = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (RecursionError, ValueError) as exc:  # nested too deep, or an integer of 5000 digits
+            if not isinstance(exc, json.JSONDecodeError):
+                why = "the line is nested too deeply to read" if isinstance(exc, RecursionError) else str(exc)
+                if cfg.on_malformed == "error":
+                    raise DataError(where, why, "fix or delete the line, or set data.on_malformed: quarantine") from None
+                rows.append(RawRow(where, {"line": text[:1000]}, why))
+                continue
             if cfg.on_malformed == "error":
                 looks = " (it looks like CSV: set format: csv)" if lineno == 1 and "," in text else ""
                 raise DataError(
@@ -121,6 +140,8 @@ def read_jsonl(path: Path, display: str, cfg: DataConfig) -> SourceData:
 def _read_json_array(data: bytes, display: str) -> SourceData:
     try:
         items = json.loads(data.decode("utf-8-sig"))
+    except RecursionError:
+        raise DataError(display, "the JSON is nested too deeply to read", "write one object per line (JSONL)") from None
     except UnicodeDecodeError as exc:
         raise DataError(display, f"invalid UTF-8 at byte {exc.start}", "re-save the file as UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -472,7 +493,7 @@ def read_source(src: SourceConfig, cfg: DataConfig, seed: int) -> SourceData:
         data = read_hub(src)
     else:
         assert src.path is not None
-        path = Path(src.path).expanduser()
+        path = expand(src.path)
         display = _display(path)
         if not path.exists():
             raise DataError(
@@ -502,7 +523,7 @@ def input_hashes(cfg: DataConfig) -> dict[str, str]:
         elif src.hub:
             out[f"hub:{src.hub}"] = f"{src.subset}/{src.hub_split}"  # the hub keeps its own versions
         else:
-            p = Path(str(src.path)).expanduser()
+            p = expand(str(src.path))
             files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
             out.update({str(f): file_sha256(f) if f.is_file() else "missing" for f in files})
     return out

@@ -43,7 +43,10 @@ class RegressionTask(ClassificationTask):
         if isinstance(value, bool):  # bool is an int subclass, but True is no target
             return None, f"label {shown} is not a number (regression)"
         if isinstance(value, int | float):
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an int with hundreds of digits
+                return None, f"label {str(value)[:20]}... is too large for a number (regression)"
         elif isinstance(value, str):
             try:
                 number = float(value.strip())

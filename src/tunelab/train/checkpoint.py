@@ -36,6 +36,8 @@ class TrainerState:
     best_metric: float | None = None
     best_step: int | None = None
     stopped: str = ""  # why a strategy ended training early (a resumed run stays stopped)
+    window_loss: float = 0.0  # training losses since the last log line (a resumed line averages them too)
+    window_steps: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
 
 

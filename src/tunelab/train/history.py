@@ -7,7 +7,6 @@ Entries: ``{"step", "epoch", "loss", "lr", "tokens_per_s"}`` every ``log_every``
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,19 +34,23 @@ class TrainLog:
                 fh.write(json.dumps(entry) + "\n")
 
 
-@dataclass
 class LossWindow:
-    """The training losses since the last log line, whose mean that line reports."""
+    """The training losses since the last log line, whose mean that line reports.
 
-    total: float = 0.0
-    n: int = 0
+    The sum and count live in the trainer state, so a checkpoint between two log lines carries
+    them and the resumed run's next line averages the same steps as an uninterrupted run's.
+    """
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
 
     def add(self, loss: float) -> None:
-        self.total, self.n = self.total + loss, self.n + 1
+        self.state.window_loss += loss
+        self.state.window_steps += 1
 
     def take(self) -> float:
-        mean = self.total / self.n
-        self.total, self.n = 0.0, 0
+        mean = self.state.window_loss / self.state.window_steps
+        self.state.window_loss, self.state.window_steps = 0.0, 0
         return mean
 
 

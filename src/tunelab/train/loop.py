@@ -49,7 +49,7 @@ def fit(
     """
     run = Session.start(inputs, cfg, seed, paths, resume, plan or Plan())
     state, start = run.state, time.perf_counter()
-    speed, window, last_val = Throughput(run.acc.num_processes), LossWindow(), {}
+    speed, window, last_val = Throughput(run.acc.num_processes), LossWindow(state), {}
     while run.running():
         batches = run.epoch_batches()
         while state.batch_in_epoch < len(batches) and run.running():
