@@ -33,7 +33,9 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     except yaml.YAMLError as exc:
         raise RecipeError(str(path), [f"not valid YAML: {exc}"]) from exc
     except RecursionError:  # thousands of nested brackets, or an anchor that contains itself
-        raise RecipeError(str(path), ["the YAML is nested too deeply (or refers to itself) to read"]) from None
+        raise RecipeError(
+            str(path), ["the YAML is nested too deeply (or refers to itself) to read"]
+        ) from None
     if not isinstance(raw, dict):
         raise RecipeError(str(path), ["the top level must be a mapping of sections (run:, data:, ...)"])
     problems = apply_overrides(raw, overrides or [])

@@ -65,7 +65,9 @@ def expand(path: str) -> Path:
     try:
         return Path(path).expanduser()
     except RuntimeError:
-        raise DataError(path, "cannot expand '~': no such user's home directory", "give the full path") from None
+        raise DataError(
+            path, "cannot expand '~': no such user's home directory", "give the full path"
+        ) from None
 
 
 def _read_bytes(path: Path, display: str) -> bytes:
@@ -116,7 +118,9 @@ def read_jsonl(path: Path, display: str, cfg: DataConfig) -> SourceData:
             if not isinstance(exc, json.JSONDecodeError):
                 why = "the line is nested too deeply to read" if isinstance(exc, RecursionError) else str(exc)
                 if cfg.on_malformed == "error":
-                    raise DataError(where, why, "fix or delete the line, or set data.on_malformed: quarantine") from None
+                    raise DataError(
+                        where, why, "fix or delete the line, or set data.on_malformed: quarantine"
+                    ) from None
                 rows.append(RawRow(where, {"line": text[:1000]}, why))
                 continue
             if cfg.on_malformed == "error":
@@ -141,7 +145,9 @@ def _read_json_array(data: bytes, display: str) -> SourceData:
     try:
         items = json.loads(data.decode("utf-8-sig"))
     except RecursionError:
-        raise DataError(display, "the JSON is nested too deeply to read", "write one object per line (JSONL)") from None
+        raise DataError(
+            display, "the JSON is nested too deeply to read", "write one object per line (JSONL)"
+        ) from None
     except UnicodeDecodeError as exc:
         raise DataError(display, f"invalid UTF-8 at byte {exc.start}", "re-save the file as UTF-8") from None
     except json.JSONDecodeError as exc:
