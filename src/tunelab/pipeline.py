@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from tunelab.config import Recipe, dump_recipe
@@ -32,12 +33,13 @@ def run_stage(name: str, recipe: Recipe, force: bool = False, **options: Any) ->
     """Run one stage (or skip it when its outputs are current); ``options`` are the stage's own."""
     stage = get_stage(name)
     bound = stage.bind(options)
-    _check_needs(stage, RunDir(recipe.run_dir_path()))  # before anything is written
+    upstream(stage, RunDir(recipe.run_dir_path()))  # a missing upstream stops us before anything is written
     run_dir = open_run(recipe)
-    main, world = _rank() == 0, _world()
-    if world > 1:
-        return _run_distributed(stage, recipe, run_dir, force, bound, main)
-    return _run_here(stage, recipe, run_dir, force, bound, write=True)
+    if _world() == 1:
+        return _run_main(stage, recipe, run_dir, force, bound, sync=lambda: None)
+    if _rank() == 0:
+        return _run_main(stage, recipe, run_dir, force, bound, sync=_barrier)
+    return _follow(stage, recipe, run_dir, bound)
 
 
 def run_pipeline(recipe: Recipe, force: bool = False, **options: Any) -> list[StageResult]:
@@ -52,69 +54,67 @@ def run_pipeline(recipe: Recipe, force: bool = False, **options: Any) -> list[St
 def fingerprint(stage: Stage, recipe: Recipe, run_dir: RunDir, inputs: dict[str, Any]) -> str:
     """Hash of the sections ``stage`` reads, its outside inputs and its upstream stages' records."""
     dumped = recipe.model_dump(mode="json")
-    _check_needs(stage, run_dir)
-    upstream = {}
-    for need in stage.needs:
-        rec = run_dir.stage_record(need) or {}
-        upstream[need] = [rec.get("fingerprint"), rec.get("run_id")]
     key = {
         "stage": stage.name,
         "version": stage.version,
         "reads": {path: _lookup(dumped, path) for path in stage.reads},
         "inputs": inputs,
-        "upstream": upstream,
+        "upstream": upstream(stage, run_dir),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _check_needs(stage: Stage, run_dir: RunDir) -> None:
+def upstream(stage: Stage, run_dir: RunDir) -> dict[str, list[Any]]:
+    """(fingerprint, run id) of each stage ``stage`` needs, from the manifest; a missing one is an error."""
+    if not stage.needs:
+        return {}
+    has_manifest = (run_dir.root / "manifest.json").is_file()
+    records = run_dir.read_manifest().get("stages", {}) if has_manifest else {}
+    out = {}
     for need in stage.needs:
-        rec = run_dir.stage_record(need) if (run_dir.root / "manifest.json").is_file() else None
-        if not rec or rec.get("status") != "done":
+        rec = records.get(need) or {}
+        if rec.get("status") != "done":
             raise MissingArtifactError(
                 f"stage {stage.name!r} needs the {need!r} stage's outputs in {run_dir.root}: "
                 f"run `tunelab {need} RECIPE` (or `tunelab run RECIPE`) first"
             )
+        out[need] = [rec.get("fingerprint"), rec.get("run_id")]
+    return out
 
 
 def is_current(stage: Stage, run_dir: RunDir, fp: str) -> bool:
     return run_dir.is_done(stage.name, fp) and all(run_dir.path(p).exists() for p in stage.outputs)
 
 
-def _run_here(
-    stage: Stage, recipe: Recipe, run_dir: RunDir, force: bool, bound: dict[str, Any], write: bool
+def _run_main(
+    stage: Stage,
+    recipe: Recipe,
+    run_dir: RunDir,
+    force: bool,
+    bound: dict[str, Any],
+    sync: Callable[[], None],
 ) -> StageResult:
+    """Decide (skip or run) and write the record: the only process, or rank 0 of several.
+
+    ``sync`` is a barrier under ``accelerate launch``: rank 0 marks the stage running (or leaves a
+    current record alone) before the first one, so the others read its decision (see :func:`_follow`).
+    """
     inputs = stage.input_hashes(recipe)
     fp = fingerprint(stage, recipe, run_dir, inputs)
     if not force and not stage.reruns(bound) and is_current(stage, run_dir, fp):
+        sync()
+        sync()
         return _skipped(stage, run_dir)
-    with run_dir.stage(stage.name, fp, write=write) as info:
+    with run_dir.stage(stage.name, fp) as info:
+        sync()  # the record now says "running": the others will run too
         result = stage.function()(recipe, run_dir, **bound)
         info.update(summary=_summary(result.metrics), artifacts=result.artifacts, inputs=inputs)
+    sync()
     return result
 
 
-def _run_distributed(
-    stage: Stage, recipe: Recipe, run_dir: RunDir, force: bool, bound: dict[str, Any], main: bool
-) -> StageResult:
-    """Under ``accelerate launch``: rank 0 decides and writes; the others follow its decision.
-
-    Rank 0 marks the stage running (or leaves a current record alone) before a barrier; after it
-    the others read that decision from the manifest, so no two ranks ever disagree on a skip.
-    """
-    if main:
-        inputs = stage.input_hashes(recipe)
-        fp = fingerprint(stage, recipe, run_dir, inputs)
-        if not force and not stage.reruns(bound) and is_current(stage, run_dir, fp):
-            _barrier()
-            _barrier()
-            return _skipped(stage, run_dir)
-        with run_dir.stage(stage.name, fp) as info:
-            _barrier()  # the record now says "running": the others will run too
-            result = stage.function()(recipe, run_dir, **bound)
-            info.update(summary=_summary(result.metrics), artifacts=result.artifacts, inputs=inputs)
-        _barrier()
-        return result
+def _follow(stage: Stage, recipe: Recipe, run_dir: RunDir, bound: dict[str, Any]) -> StageResult:
+    """A rank other than 0: do what rank 0 decided, write nothing, meet it at the same two barriers."""
     _barrier()
     rec = run_dir.stage_record(stage.name) or {}
     if rec.get("status") == "done":  # rank 0 found it current

@@ -287,26 +287,3 @@ def paired_bootstrap_diff(
         metric_fn, *b_arrs, bootstrap_samples=bootstrap_samples, seed=seed, batched=batched
     )
     return make_diff(a, b, reps_a, reps_b, confidence)
-
-
-def paired_bootstrap_classification(
-    y_true: ArrayLike,
-    pred_a: ArrayLike,
-    pred_b: ArrayLike,
-    n_labels: int,
-    bootstrap_samples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> dict[str, Interval]:
-    """Fast paired comparison of two predictors: ``{"accuracy": diff, "macro_f1": diff}``."""
-    _check_settings(bootstrap_samples, confidence)
-    cm_a = _full_confusion(y_true, pred_a, n_labels)
-    cm_b = _full_confusion(y_true, pred_b, n_labels)
-    acc_a, f1_a = classification_replicates(y_true, pred_a, n_labels, bootstrap_samples, seed)
-    acc_b, f1_b = classification_replicates(y_true, pred_b, n_labels, bootstrap_samples, seed)
-    acc = [float(accuracy_from_confusion(cm)) for cm in (cm_a, cm_b)]
-    f1 = [float(macro_f1_from_confusion(cm)) for cm in (cm_a, cm_b)]
-    return {
-        "accuracy": make_diff(acc[0], acc[1], acc_a, acc_b, confidence),
-        "macro_f1": make_diff(f1[0], f1[1], f1_a, f1_b, confidence),
-    }

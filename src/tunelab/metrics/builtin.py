@@ -6,7 +6,12 @@ import math
 
 import numpy as np
 
-from tunelab.metrics.classification import brier_score, expected_calibration_error, log_loss
+from tunelab.metrics.classification import (
+    brier_score,
+    expected_calibration_error,
+    log_loss,
+    perplexity_from_losses,
+)
 from tunelab.metrics.registry import METRICS, Metric, Predictions, metric
 
 # Figures a task reports itself (no function of predictions), registered for their direction.
@@ -104,6 +109,4 @@ def spearman(p: Predictions) -> float:
 @metric("perplexity", higher_is_better=False, kinds=("tokens",))
 def perplexity(p: Predictions) -> float:
     """exp(summed NLL / scored tokens) over the rows."""
-    tokens = float(p.gold.sum())
-    mean = float(p.scores.sum()) / max(tokens, 1.0)
-    return math.exp(mean) if mean < 709.0 else math.inf
+    return perplexity_from_losses(float(p.scores.sum()), max(int(p.gold.sum()), 1))

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from tunelab.metrics.bootstrap import Interval, bootstrap_classification, bootstrap_ratio
+from tunelab.metrics.bootstrap import bootstrap_classification
 
 
 def _check_probs(y_true: NDArray[np.int64], probs: ArrayLike) -> NDArray[np.float64]:
@@ -118,20 +118,3 @@ def perplexity_from_losses(total_nll: float, total_tokens: int) -> float:
         raise ValueError(f"total_tokens must be positive, got {total_tokens}")
     mean = total_nll / total_tokens
     return math.exp(mean) if mean < 709.0 else math.inf
-
-
-def perplexity_interval(
-    nll_sums: ArrayLike,
-    n_tokens: ArrayLike,
-    bootstrap_samples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> Interval:
-    """Perplexity with a bootstrap interval over examples (ratio of summed nll to summed tokens)."""
-    nll = np.asarray(nll_sums, dtype=np.float64)
-    tok = np.asarray(n_tokens, dtype=np.float64)
-    out = bootstrap_ratio(
-        nll, tok, bootstrap_samples=bootstrap_samples, confidence=confidence, seed=seed, transform=np.exp
-    )
-    out["value"] = perplexity_from_losses(float(nll.sum()), int(tok.sum()))
-    return out

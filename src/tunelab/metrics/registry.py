@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
-from tunelab.metrics.bootstrap import Interval, iter_resample_indices, make_diff, make_interval
+from tunelab.metrics.bootstrap import Interval, bootstrap_interval, bootstrap_replicates, make_diff
 from tunelab.registry import Registry, UnknownPluginError
 
 KINDS = ("labels", "values", "multilabel", "tokens")
@@ -109,11 +108,14 @@ def value(name: str, preds: Predictions) -> float:
 
 def interval(name: str, preds: Predictions, bootstrap_samples: int, confidence: float, seed: int) -> Interval:
     """The metric with a percentile bootstrap interval over rows."""
-    point = value(name, preds)
-    reps = [
-        value(name, preds.subset(row)) for idx in _resamples(preds, bootstrap_samples, seed) for row in idx
-    ]
-    return make_interval(point, np.asarray(reps, dtype=np.float64), confidence)
+    return bootstrap_interval(
+        _on_arrays(name, preds),
+        preds.gold,
+        preds.scores,
+        bootstrap_samples=bootstrap_samples,
+        confidence=confidence,
+        seed=seed,
+    )
 
 
 def paired_difference(
@@ -122,18 +124,21 @@ def paired_difference(
     """tuned - base on the same rows, both resampled together (a paired bootstrap)."""
     if len(base) != len(tuned):
         raise ValueError("a paired comparison needs the same rows for both models")
-    reps_b, reps_t = [], []
-    for idx in _resamples(tuned, bootstrap_samples, seed):
-        for row in idx:
-            reps_b.append(value(name, base.subset(row)))
-            reps_t.append(value(name, tuned.subset(row)))
-    out = make_diff(value(name, base), value(name, tuned), np.asarray(reps_b), np.asarray(reps_t), confidence)
+    # the same seed gives both sides the same resampled rows; each keeps its own labels and threshold
+    reps = [
+        bootstrap_replicates(
+            _on_arrays(name, p), p.gold, p.scores, bootstrap_samples=bootstrap_samples, seed=seed
+        )
+        for p in (base, tuned)
+    ]
+    out = make_diff(value(name, base), value(name, tuned), *reps, confidence)
     out["higher_is_better"] = higher_is_better(name)
     return out
 
 
-def _resamples(preds: Predictions, bootstrap_samples: int, seed: int) -> Any:
-    return iter_resample_indices(len(preds), bootstrap_samples, seed) if bootstrap_samples else ()
+def _on_arrays(name: str, like: Predictions) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The metric as a function of (gold, scores) rows, which is what the bootstrap resamples."""
+    return lambda gold, scores: value(name, replace(like, gold=gold, scores=scores))
 
 
 def _builtins() -> None:

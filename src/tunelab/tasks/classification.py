@@ -24,6 +24,7 @@ from tunelab.tasks.loading import on_device, pretrained_config
 
 log = logging.getLogger("tunelab")
 
+
 @TASKS.register("classification")
 class ClassificationTask(Task):
     name = "classification"

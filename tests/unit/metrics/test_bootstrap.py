@@ -12,9 +12,9 @@ from tunelab.metrics.bootstrap import (
     bootstrap_mean,
     bootstrap_ratio,
     iter_resample_indices,
-    paired_bootstrap_classification,
     paired_bootstrap_diff,
 )
+from tunelab.metrics.registry import Predictions, paired_difference
 
 KEYS = {"value", "low", "high", "confidence", "bootstrap_samples"}
 
@@ -133,9 +133,20 @@ def test_ratio_of_sums() -> None:
 def test_paired_diff_generic_and_fast_agree() -> None:
     y, base = _labels(400, n_labels=3, noise=0.6, seed=20)
     _, tuned = _labels(400, n_labels=3, noise=0.2, seed=20)
-    fast = paired_bootstrap_classification(y, base, tuned, n_labels=3, bootstrap_samples=300, seed=2)
+
+    def preds(pred: np.ndarray) -> Predictions:
+        return Predictions("labels", y, np.eye(3)[pred])
+
+    fast = {
+        name: paired_difference(
+            name, preds(base), preds(tuned), bootstrap_samples=300, confidence=0.95, seed=2
+        )
+        for name in ("accuracy", "macro_f1")
+    }
     generic = paired_bootstrap_diff(accuracy_score, (y, base), (y, tuned), bootstrap_samples=300, seed=2)
-    assert fast["accuracy"] == pytest.approx(generic, abs=1e-12)
+    assert {k: v for k, v in fast["accuracy"].items() if k != "higher_is_better"} == pytest.approx(
+        generic, abs=1e-12
+    )
     acc = fast["accuracy"]
     assert acc["value"] == pytest.approx(acc["b"] - acc["a"])
     assert acc["low"] > 0 and acc["prob_b_better"] == 1.0

@@ -16,8 +16,8 @@ from tunelab.metrics.classification import (
     expected_calibration_error,
     log_loss,
     perplexity_from_losses,
-    perplexity_interval,
 )
+from tunelab.metrics.registry import Predictions, interval
 
 LABELS = ["neg", "neu", "pos", "other"]
 
@@ -110,12 +110,16 @@ def test_perplexity_is_exp_mean_nll() -> None:
     assert perplexity_from_losses(10_000.0, 1) == math.inf
     with pytest.raises(ValueError):
         perplexity_from_losses(1.0, 0)
-    out = perplexity_interval(nll, tok, bootstrap_samples=200, seed=0)
+    out = interval(
+        "perplexity", Predictions("tokens", tok, nll), bootstrap_samples=200, confidence=0.95, seed=0
+    )
     assert out["value"] == pytest.approx(math.exp(9.5 / 7))
     assert out["low"] <= out["value"] <= out["high"]
 
 
 def test_perplexity_interval_constant_per_token_loss() -> None:
     tok = np.array([3, 5, 7, 2])
-    out = perplexity_interval(0.7 * tok, tok, bootstrap_samples=100)
+    out = interval(
+        "perplexity", Predictions("tokens", tok, 0.7 * tok), bootstrap_samples=100, confidence=0.95, seed=0
+    )
     assert out["low"] == pytest.approx(math.exp(0.7)) and out["high"] == pytest.approx(math.exp(0.7))
