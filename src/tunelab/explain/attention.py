@@ -1,0 +1,94 @@
+"""Attention maps per layer and head, and attention rollout (Abnar & Zuidema, 2020).
+
+transformers 5 loads models with SDPA attention, which returns no attention weights; the model is
+switched to eager attention while the maps are taken, and a model that still returns none is an
+error, never ``None`` handed on. As an attribution, ``attention`` is the rollout row of the token
+the prediction is read from ([CLS] for an encoder, the last prompt token for a causal LM).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from tunelab.explain.context import Context
+from tunelab.explain.registry import Attribution, Method, register
+from tunelab.explain.subject import Subject
+
+
+@torch.no_grad()
+def attention_maps(ctx: Context, ids: list[int]) -> np.ndarray:
+    """(layers, heads, seq, seq) attention weights of one input (rows: queries, columns: keys)."""
+    x = torch.tensor([ids], dtype=torch.long, device=ctx.predictor.device)
+    with ctx.eager_attention():
+        out = ctx.model(input_ids=x, attention_mask=torch.ones_like(x), output_attentions=True)
+    maps = getattr(out, "attentions", None)
+    if not maps or any(m is None for m in maps):
+        raise RuntimeError(
+            f"{type(ctx.model).__name__} returned no attention weights even with eager attention; "
+            "remove `attention` from explain.methods for this model"
+        )
+    return torch.stack([m[0].float() for m in maps]).cpu().numpy()
+
+
+def padded_maps(ctx: Context, id_lists: list[list[int]]) -> list[np.ndarray]:
+    """Attention maps of several inputs in one padded pass, each cut to its real tokens."""
+    p = ctx.predictor
+    width = max(len(i) for i in id_lists)
+    x = torch.full((len(id_lists), width), p.pad_id, dtype=torch.long)
+    mask = torch.zeros_like(x)
+    for j, ids in enumerate(id_lists):
+        x[j, : len(ids)] = torch.tensor(ids)
+        mask[j, : len(ids)] = 1
+    with torch.no_grad(), ctx.eager_attention():
+        out = ctx.model(input_ids=x.to(p.device), attention_mask=mask.to(p.device), output_attentions=True)
+    if not out.attentions or any(m is None for m in out.attentions):
+        raise RuntimeError(f"{type(ctx.model).__name__} returned no attention weights")
+    stacked = torch.stack([m.float() for m in out.attentions], dim=1).cpu().numpy()  # (b, L, H, S, S)
+    return [stacked[j, :, :, : len(ids), : len(ids)] for j, ids in enumerate(id_lists)]
+
+
+def rollout(maps: np.ndarray, residual: float = 0.5) -> np.ndarray:
+    """(seq, seq) attention rollout: head-averaged maps with the residual path, multiplied up the layers.
+
+    Each layer's matrix is ``residual * I + (1 - residual) * mean_heads(A)`` with rows renormalised,
+    so every row of the product is a distribution over the input tokens (sums to 1).
+    """
+    seq = maps.shape[-1]
+    out = np.eye(seq)
+    for layer in maps.astype(np.float64):
+        a = residual * np.eye(seq) + (1 - residual) * layer.mean(axis=0)
+        a /= a.sum(axis=-1, keepdims=True)
+        out = a @ out
+    return out
+
+
+def read_position(ctx: Context, subject: Subject) -> int:
+    """The token whose representation the prediction is read from."""
+    if ctx.kind == "causal":
+        return subject.n_prompt - 1
+    return 0  # [CLS]-style pooling; for mean pooling the first row is still a fair summary
+
+
+def attention(ctx: Context, subject: Subject) -> Attribution:
+    start = time.perf_counter()
+    ids = subject.prompt_ids
+    maps = attention_maps(ctx, ids)
+    rolled = rollout(maps)
+    scores = np.zeros(len(subject.ids))
+    scores[: len(ids)] = rolled[read_position(ctx, subject)]
+    keep = ctx.cfg.attention_max_tokens
+    info = {
+        "shape": list(maps.shape),
+        "maps": np.round(maps[:, :, :keep, :keep], 3).tolist(),
+        "rollout": np.round(rolled[:keep, :keep], 4).tolist(),
+        "tokens_shown": min(keep, len(ids)),
+    }
+    return Attribution("attention", scores, info, time.perf_counter() - start)
+
+
+register(
+    Method("attention", attention, "attention maps per layer/head; rollout from the read-out token as scores")
+)
