@@ -52,13 +52,16 @@ def color_for(name: str, i: int) -> str:
     return SERIES_COLORS.get(name, PALETTE[i % len(PALETTE)])
 
 
-def page(title: str, body_html: str, *, subtitle: str = "", nav: Sequence[tuple[str, str]] = ()) -> str:
-    """A whole self-contained document; ``nav`` is (section id, label) pairs linking within the page."""
+def page(
+    title: str, body_html: str, *, subtitle: str = "", nav: Sequence[tuple[str, str]] = (), css: str = ""
+) -> str:
+    """A whole self-contained document; ``nav`` is (section id, label) pairs linking within the page;
+    ``css`` is the page's own style, after the shared one."""
     links = "".join(f"<a href='#{escape(i)}'>{escape(label)}</a>" for i, label in nav)
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        f"<title>{escape(title)}</title><style>{CSS}</style></head><body><h1>{escape(title)}</h1>"
+        f"<title>{escape(title)}</title><style>{CSS}{css}</style></head><body><h1>{escape(title)}</h1>"
         + (f"<p class='sub'>{escape(subtitle)}</p>" if subtitle else "")
         + (f"<nav>{links}</nav>" if links else "")
         + body_html

@@ -91,7 +91,7 @@ def summarise(per_example: list[dict[str, Any]], word_scores: list[dict[str, np.
     and the mean pairwise rank agreement."""
     methods = sorted({m for ex in per_example for m in ex if m != RANDOM})
     table = {}
-    for m in methods + [RANDOM]:
+    for m in [*methods, RANDOM]:
         rows = [ex[m] for ex in per_example if m in ex]
         if not rows:
             continue

@@ -7,7 +7,10 @@
 - ``gradient_x_input``: gradient times the embedding, summed over the hidden size.
 - ``saliency``: the L2 norm of the gradient at each token's embedding (unsigned).
 
-For a causal LM, f is the answer's total log-probability given the prompt. Integrated gradients
+For a classifier, f is the target class's logit: a confident model's softmax is saturated, so the
+gradient of its probability is close to zero and gradient x input would rank noise (perturbation
+methods and faithfulness use the probability, which does not saturate their differences). For a
+causal LM, f is the answer's total log-probability given the prompt. Integrated gradients
 and gradient x input also give the per-answer-token matrix (answer token x prompt token).
 """
 
@@ -37,14 +40,15 @@ def baseline_ids(ctx: Context, subject: Subject) -> list[int]:
     ]
 
 
-def forward_fn(ctx: Context, subject: Subject, answer_token: int | None = None):
-    """f(ids, mask) for captum: class outputs, or the answer's log-probability (total or one token)."""
+def forward_fn(ctx: Context, subject: Subject, answer_token: int | None = None, logits: bool = True):
+    """f(ids, mask) for captum: class logits (or outputs), or the answer's log-probability (total or
+    one answer token)."""
     p = ctx.predictor
     n_answer = len(subject.answer_ids)
 
     def f(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if ctx.kind == "classifier":
-            return p.forward_probs(ids, mask)
+            return p.forward_logits(ids, mask) if logits else p.forward_probs(ids, mask)
         lp = p.forward_answer(ids, mask, n_answer)
         return lp.sum(-1, keepdim=True) if answer_token is None else lp[:, answer_token : answer_token + 1]
 

@@ -19,8 +19,6 @@ from tunelab.html import escape, fmt
 
 UNSIGNED = frozenset({"saliency", "attention"})
 RANDOM = "random"
-LEVELS = 6
-SHADES = {"p": "214,96,77", "n": "67,147,195", "u": "90,160,90"}
 SECTIONS = (
     ("summary", "Summary"),
     ("faithfulness", "Faithfulness"),
@@ -42,13 +40,9 @@ CSS = (
     ".txt{background:#fafafa;padding:.3rem .5rem;white-space:pre-wrap;margin:.3rem 0}"
     ".mrow{display:flex;gap:.8rem;border-top:1px solid #eee;padding:.3rem 0}"
     ".mname{flex:0 0 13rem;font-size:.85rem}.mname small{display:block;color:#666}"
-    ".hm{flex:1;line-height:1.9}.hm span{padding:1px 2px;border-radius:3px}.hm .sp{color:#888;font-style:italic}"
-    ".tau td{text-align:center;min-width:3.5rem}details{margin:.3rem 0}summary{cursor:pointer;color:#246}"
-    + "".join(
-        f".{k}{i}{{background:rgba({rgb},{0.85 * i / LEVELS:.2f})}}"
-        for k, rgb in SHADES.items()
-        for i in range(1, LEVELS + 1)
-    )
+    ".hm{flex:1;line-height:1.9}.hm span{padding:1px 2px;border-radius:3px}"
+    ".hm .sp{color:#888;font-style:italic}.tau td{text-align:center;min-width:3.5rem}"
+    "details{margin:.3rem 0}summary{cursor:pointer;color:#246}"
 )
 
 
@@ -57,11 +51,9 @@ def render_page(payload: Mapping[str, Any]) -> str:
     p = payload if isinstance(payload, Mapping) else {}
     body = "".join(_guarded(sid, title, p) for sid, title in SECTIONS)
     title = str(p.get("title") or f"Explanations: {p.get('run', '')}")
-    sub = f"run {p.get('run', '?')} · {p.get('model', '?')} model · {p.get('kind', '?')} · split {p.get('split', '?')}"
-    doc = h.page(title, body, subtitle=sub, nav=SECTIONS)
-    style = f"<style>{h.CSS}</style>"
-    extra = CSS + pa.css(p.get("attention"))
-    return doc.replace(style, f"<style>{h.CSS}{extra}</style>", 1) if style in doc else doc
+    sub = f"run {p.get('run', '?')} · {p.get('model', '?')} model · {p.get('kind', '?')}"
+    sub += f" · split {p.get('split', '?')}"
+    return h.page(title, body, subtitle=sub, nav=SECTIONS, css=CSS + pa.HEAT_CSS + pa.css(p.get("attention")))
 
 
 def _guarded(sid: str, title: str, p: Mapping[str, Any]) -> str:
@@ -88,6 +80,11 @@ def _f(v: Any, digits: int = 3) -> str:
 def _pct(v: Any) -> str:
     x = _num(v)
     return "—" if x is None else f"{100 * x:.0f}%"
+
+
+def _beats(a: Any, b: Any) -> bool:
+    x, y = _num(a), _num(b)
+    return x is not None and y is not None and x > y
 
 
 def _map(v: Any) -> Mapping[str, Any]:
@@ -135,7 +132,7 @@ def summary(p: Mapping[str, Any]) -> str:
     best = best_method(p)
     if best:
         name, row, rnd = best
-        beats = (_num(row.get("comprehensiveness")) or 0) > (_num(rnd.get("comprehensiveness")) or -math.inf)
+        beats = _beats(row.get("comprehensiveness"), rnd.get("comprehensiveness"))
         items.append(
             (
                 name,
@@ -172,30 +169,20 @@ def faithfulness(p: Mapping[str, Any]) -> str:
         r = _map(table.get(m))
         if r:
             beats = "baseline" if m == RANDOM else _pct(r.get("beats_random"))
-            rows.append(
-                [
-                    m,
-                    _f(r.get("comprehensiveness")),
-                    _f(r.get("sufficiency")),
-                    beats,
-                    r.get("n_examples", "—"),
-                    _f(timing.get(m)),
-                ]
-            )
-    heads = [
-        "method",
-        "comprehensiveness ↑",
-        "sufficiency ↓",
-        "beats random (% of examples)",
-        "examples",
-        "mean seconds",
-    ]
+            comp, suff = _f(r.get("comprehensiveness")), _f(r.get("sufficiency"))
+            rows.append([m, comp, suff, beats, r.get("n_examples", "—"), _f(timing.get(m))])
+    heads = "method|comprehensiveness ↑|sufficiency ↓|beats random (% of examples)|examples|mean seconds"
     groups = {
         k: {m: _num(_map(table.get(m)).get(k)) or 0.0 for m in [*order, RANDOM] if m in table}
         for k in ("comprehensiveness", "sufficiency")
     }
     chart = h.grouped_bar_chart(groups, title=f"faithfulness ({units})", width=520)
-    return intro + h.table(heads, rows, {1, 2, 4, 5}) + chart + agreement(fa.get("agreement"), order)
+    return (
+        intro
+        + h.table(heads.split("|"), rows, {1, 2, 3, 4, 5})
+        + chart
+        + pa.agreement(fa.get("agreement"), order)
+    )
 
 
 def _outcome(ex: Mapping[str, Any]) -> str:
@@ -223,7 +210,7 @@ def _method_row(name: str, ex: Mapping[str, Any], p: Mapping[str, Any]) -> str:
     fa, rnd = _map(_map(ex.get("faithfulness")).get(name)), _map(_map(ex.get("faithfulness")).get(RANDOM))
     notes = []
     if fa:
-        beats = (_num(fa.get("comprehensiveness")) or 0) > (_num(rnd.get("comprehensiveness")) or math.inf)
+        beats = _beats(fa.get("comprehensiveness"), rnd.get("comprehensiveness"))
         notes.append(
             f"comp {_f(fa.get('comprehensiveness'))} · suff {_f(fa.get('sufficiency'))}"
             + (" ✓" if beats else "")
@@ -238,11 +225,15 @@ def _method_row(name: str, ex: Mapping[str, Any], p: Mapping[str, Any]) -> str:
         reason = _map(p.get("skipped")).get(name)
         body = f"<i>{escape('skipped: ' + str(reason) if reason else 'not run on this example')}</i>"
     elif res.get("words") is not None and words:
-        body = heat_spans(words, res["words"], name in UNSIGNED)
+        body = pa.heat_spans(words, res["words"], name in UNSIGNED)
     else:
-        body = heat_spans(ex.get("tokens") or [], res.get("tokens") or [], name in UNSIGNED)
+        body = pa.heat_spans(ex.get("tokens") or [], res.get("tokens") or [], name in UNSIGNED)
     small = "".join(f"<small>{escape(n)}</small>" for n in notes)
-    return f"<div class='mrow'><div class='mname'><b>{escape(name)}</b>{small}</div><div class='hm'>{body}</div></div>"
+    return _mrow(f"<b>{escape(name)}</b>{small}", body)
+
+
+def _mrow(name_html: str, body: str) -> str:
+    return f"<div class='mrow'><div class='mname'>{name_html}</div><div class='hm'>{body}</div></div>"
 
 
 def example_card(ex: Mapping[str, Any], p: Mapping[str, Any]) -> str:
@@ -255,16 +246,16 @@ def example_card(ex: Mapping[str, Any], p: Mapping[str, Any]) -> str:
     body.append(_outcome(ex))
     body += [_method_row(m, ex, p) for m in names]
     special = [not isinstance(w, int) or w < 0 for w in word_of]
+    results = {m: _map(_map(ex.get("methods")).get(m)) for m in names}
     tok_rows = [
-        f"<div class='mrow'><div class='mname'><b>{escape(m)}</b></div><div class='hm'>"
-        f"{heat_spans(tokens, _map(_map(ex.get('methods')).get(m)).get('tokens') or [], m in UNSIGNED, special)}"
-        "</div></div>"
-        for m in names
-        if _map(_map(ex.get("methods")).get(m)).get("tokens") is not None
+        _mrow(f"<b>{escape(m)}</b>", pa.heat_spans(tokens, r["tokens"], m in UNSIGNED, special))
+        for m, r in results.items()
+        if r.get("tokens") is not None
     ]
     if tok_rows:
         body.append(
-            f"<details><summary>Token-level view ({len(tokens)} tokens)</summary>{''.join(tok_rows)}</details>"
+            f"<details><summary>Token-level view ({len(tokens)} tokens)</summary>"
+            f"{''.join(tok_rows)}</details>"
         )
     if ex.get("per_answer_token"):
         ans = _map(ex.get("answer")).get("tokens") or []
@@ -284,7 +275,7 @@ def examples(p: Mapping[str, Any]) -> str:
     exs = [_map(e) for e in p.get("examples") or []]
     if not exs:
         return not_computed(p, "examples")
-    return legend() + "".join(example_card(e, p) for e in exs)
+    return pa.legend() + "".join(example_card(e, p) for e in exs)
 
 
 def attention(p: Mapping[str, Any]) -> str:
@@ -299,8 +290,8 @@ def global_importance(p: Mapping[str, Any]) -> str:
     if not isinstance(g, Mapping) or not isinstance(g.get("labels"), Mapping):
         return not_computed(p, "global")
     intro = h.paragraph(
-        f"Words ranked by mean {g.get('method', '?')} attribution × log(1 + count) over the examples predicted "
-        f"each label; words seen fewer than {g.get('min_count', '?')} times are left out."
+        f"Words ranked by mean {g.get('method', '?')} attribution × log(1 + count) over the examples "
+        f"predicted each label; words seen fewer than {g.get('min_count', '?')} times are left out."
     )
     parts = []
     for i, (label, d) in enumerate(g["labels"].items()):
@@ -330,7 +321,8 @@ def rules(p: Mapping[str, Any]) -> str:
     text = (
         f"Surrogate tree (depth {r.get('depth', '?')}, {r.get('n_leaves', '?')} leaves): held-out fidelity "
         f"{_pct(fid)} on {r.get('n_heldout', '?')} texts {'beats' if ok else 'does NOT beat'} the majority "
-        f"baseline {_pct(maj)}; train fidelity {_pct(r.get('train_fidelity'))} on {r.get('n_train', '?')} texts."
+        f"baseline {_pct(maj)}; train fidelity {_pct(r.get('train_fidelity'))} on {r.get('n_train', '?')} "
+        "texts."
     )
 
     def cond(c: Any) -> str:
@@ -362,7 +354,7 @@ def logit_lens(lens: Any, last: int = 6) -> str:
     n_pos = max(len(row) for row in top)
     toks = list(lens.get("tokens") or lens.get("input_tokens") or [])
     pos = list(range(max(0, n_pos - last), n_pos))
-    heads = ["layer"] + [f"{i}: {toks[i]}" if i < len(toks) else f"position {i}" for i in pos]
+    heads = ["layer"] + [f"{i}: {toks[i]!r}" if i < len(toks) else f"position {i}" for i in pos]
 
     def cell(row: Sequence[Any], i: int) -> str:
         e = _map(row[i]) if i < len(row) else {}

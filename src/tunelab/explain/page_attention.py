@@ -122,10 +122,14 @@ def frame(rows: Sequence[Any], cols: Sequence[Any], title: str, inner: str) -> s
 
 
 def _keys(n_layers: int, n_heads: int) -> list[str]:
-    heads = n_layers * n_heads <= MAX_HEAD_MAPS
-    return [
-        k for li in range(n_layers) for k in [f"l{li}a"] + ([f"l{li}h{j}" for j in range(n_heads)] * heads)
-    ]
+    """Picker keys: ``l{i}a`` (layer i's head average) and, when affordable, ``l{i}h{j}`` per head."""
+    per_head = n_layers * n_heads <= MAX_HEAD_MAPS
+    keys = []
+    for li in range(n_layers):
+        keys.append(f"l{li}a")
+        if per_head:
+            keys += [f"l{li}h{j}" for j in range(n_heads)]
+    return keys
 
 
 def css(attention: Any) -> str:
@@ -134,7 +138,7 @@ def css(attention: Any) -> str:
     if not dims:
         return ""
     keys = list(dict.fromkeys(k for n_l, n_h in dims for k in _keys(n_l, n_h)))
-    show = ",".join(f".att>input.{k}:checked~.amap .{k}" for k in keys)
+    show = ",".join(f".att>input.{k}:checked~.row .{k}" for k in keys)
     mark = ",".join(f".att>input.{k}:checked~.pick .{k}" for k in keys)
     return CSS + f"{show}{{display:inline}}{mark}{{background:#246;color:#fff;border-color:#246}}"
 
@@ -262,7 +266,8 @@ def agreement(pairs: Any, order: Sequence[str]) -> str:
         if t is None:
             return "<td>—</td>"
         rgb = "72,120,168" if t >= 0 else "214,96,77"
-        return f"<td style='background:rgba({rgb},{0.7 * min(abs(t), 1):.2f})' title='n={escape(n)}'>{t:.2f}</td>"
+        shade = f"background:rgba({rgb},{0.7 * min(abs(t), 1):.2f})"
+        return f"<td style='{shade}' title='n={escape(n)}'>{t:.2f}</td>"
 
     head = "".join(f"<th>{escape(m)}</th>" for m in names)
     body = "".join(f"<tr><th>{escape(a)}</th>{''.join(cell(a, b) for b in names)}</tr>" for a in names)

@@ -37,7 +37,7 @@ def occlusion(ctx: Context, subject: Subject) -> Attribution:
     groups, n_groups = word_groups(subject)
     target = subject.target if ctx.kind == "classifier" else 0
     with torch.no_grad():
-        attr = FeatureAblation(forward_fn(ctx, subject)).attribute(
+        attr = FeatureAblation(forward_fn(ctx, subject, logits=False)).attribute(
             ids,
             baselines=ctx.mask_id,
             additional_forward_args=(mask,),

@@ -61,18 +61,21 @@ class Predictor:
             return torch.sigmoid(logits)
         return logits
 
-    def forward_probs(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Differentiable: (batch, classes) from ids (embedding hooks make it work for captum)."""
+    def forward_logits(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Differentiable: (batch, classes) logits from ids (embedding hooks make it work for captum)."""
         with self.autocast():
-            logits = self.model(input_ids=ids, attention_mask=mask).logits
-        return self.outputs(logits)
+            return self.model(input_ids=ids, attention_mask=mask).logits.float()
+
+    def forward_probs(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.outputs(self.forward_logits(ids, mask))
 
     @torch.no_grad()
-    def class_scores(self, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
-        """(n, classes) for token-id sequences (each with its special tokens)."""
+    def class_scores(self, id_lists: Sequence[Sequence[int]], logits: bool = False) -> np.ndarray:
+        """(n, classes) outputs (or raw logits) for token-id sequences (each with its special tokens)."""
         out: list[np.ndarray | None] = [None] * len(id_lists)
+        forward = self.forward_logits if logits else self.forward_probs
         for idx, ids, mask in self._batches(id_lists, left=False):
-            probs = self.forward_probs(ids, mask).cpu().numpy()
+            probs = forward(ids, mask).cpu().numpy()
             for j, i in enumerate(idx):
                 out[i] = probs[j]
         return np.stack(out) if out else np.zeros((0, 0))
