@@ -134,3 +134,23 @@ def classification_files(tmp_path) -> dict[str, Path]:
 @pytest.fixture
 def sft_file(tmp_path) -> Path:
     return write_jsonl(tmp_path / "qa.jsonl", qa_rows(160))
+
+
+@pytest.fixture(scope="session")
+def minilm_run(tmp_path_factory):
+    """The quickstart recipe (MiniLM on Rotten Tomatoes) briefly trained, once per session.
+
+    The slow tests of later stages (explain, ...) share it instead of each training its own. It
+    returns ``(recipe path, overrides)``: a test loads the recipe with its own extra overrides, and
+    the run directory (``recipe.run_dir_path()``) already holds ``data/`` and ``model/``.
+    """
+    from tunelab.config import load_recipe
+    from tunelab.pipeline import run_pipeline
+
+    root = Path(__file__).resolve().parents[1]
+    path = root / "configs/quickstart.yaml"
+    out = tmp_path_factory.mktemp("minilm-run")
+    # 160 steps of 32 texts (about a third of an epoch): test accuracy about 0.8
+    overrides = [f"run.output_dir={out}", "train.max_steps=160", "model.max_length=64", "stages=[data,train]"]
+    run_pipeline(load_recipe(path, overrides))
+    return path, overrides

@@ -81,9 +81,9 @@ def from_split(ctx: Context, rows: list[dict[str, Any]], n: int, selectors: list
     limit = MAX_SCORED[ctx.kind]
     indices = list(range(len(rows))) if len(rows) <= limit else sorted(rng.sample(range(len(rows)), limit))
     pool = [rows[i] for i in indices]
-    confidence, wrong = _score_rows(ctx, pool)
+    confidence, wrong, predicted = _score_rows(ctx, pool)
     queues = {
-        "confident": list(np.argsort(-confidence, kind="stable")),
+        "confident": _round_robin(np.argsort(-confidence, kind="stable"), predicted),
         "misclassified": [i for i in np.argsort(-confidence, kind="stable") if wrong[i]]
         if ctx.kind == "classifier"
         else list(np.argsort(confidence, kind="stable")),
@@ -107,6 +107,18 @@ def from_split(ctx: Context, rows: list[dict[str, Any]], n: int, selectors: list
     return subjects
 
 
+def _round_robin(order: np.ndarray, groups: np.ndarray) -> list[int]:
+    """``order`` interleaved by group: the most confident of each predicted class, then the next..."""
+    by_group: dict[int, list[int]] = {}
+    for i in order:
+        by_group.setdefault(int(groups[i]), []).append(int(i))
+    out: list[int] = []
+    queues = list(by_group.values())
+    while any(queues):
+        out += [q.pop(0) for q in queues if q]
+    return out
+
+
 def _row_subject(ctx: Context, row: dict[str, Any]) -> Subject:
     if ctx.kind == "classifier":
         return subject_for(ctx, str(row["text"]))
@@ -114,8 +126,9 @@ def _row_subject(ctx: Context, row: dict[str, Any]) -> Subject:
     return subject_for(ctx, prompt, answer)
 
 
-def _score_rows(ctx: Context, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: the model's confidence, and whether its prediction is wrong (classifiers)."""
+def _score_rows(ctx: Context, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the model's confidence, whether its prediction is wrong, and the predicted class
+    (classifiers; 0 for causal LMs)."""
     p = ctx.predictor
     if ctx.kind == "classifier":
         scores = p.class_scores(p.encode_texts([str(r["text"]) for r in rows], ctx.max_length))
@@ -127,10 +140,10 @@ def _score_rows(ctx: Context, rows: list[dict[str, Any]]) -> tuple[np.ndarray, n
             if len(ctx.labels) > 1 and p.output == "softmax"
             else np.zeros(len(rows), bool)
         )
-        return scores.max(axis=1), wrong
+        return scores.max(axis=1), wrong, pred
     confidence = []
     for r in rows:  # each answer differs, so each row is its own forward pass (a bounded sample)
         prompt, answer = prompt_and_answer(r)
         s = causal_subject(ctx.tokenizer, prompt, answer, ctx.max_length, ctx.chat)
         confidence.append(float(p.answer_logprobs([s.prompt_ids], s.answer_ids)[0].mean()))
-    return np.array(confidence), np.zeros(len(rows), bool)
+    return np.array(confidence), np.zeros(len(rows), bool), np.zeros(len(rows), int)

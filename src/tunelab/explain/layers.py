@@ -194,9 +194,7 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     return numerator / denominator
 
 
-def cka_by_layer(
-    base_states: list[np.ndarray], tuned_states: list[np.ndarray]
-) -> list[dict[str, Any]]:
+def cka_by_layer(base_states: list[np.ndarray], tuned_states: list[np.ndarray]) -> list[dict[str, Any]]:
     """Linear CKA between matching layers of two models: ``[{"layer": i, "cka": float | None}]``.
 
     A layer whose features are constant across the examples (CKA undefined) gets ``None`` and a

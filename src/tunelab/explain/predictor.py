@@ -69,16 +69,17 @@ class Predictor:
     def forward_probs(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.outputs(self.forward_logits(ids, mask))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def class_scores(self, id_lists: Sequence[Sequence[int]], logits: bool = False) -> np.ndarray:
         """(n, classes) outputs (or raw logits) for token-id sequences (each with its special tokens)."""
-        out: list[np.ndarray | None] = [None] * len(id_lists)
+        unique, where = _unique(id_lists)
+        out: list[np.ndarray | None] = [None] * len(unique)
         forward = self.forward_logits if logits else self.forward_probs
-        for idx, ids, mask in self._batches(id_lists, left=False):
+        for idx, ids, mask in self._batches(unique, left=False):
             probs = forward(ids, mask).cpu().numpy()
             for j, i in enumerate(idx):
                 out[i] = probs[j]
-        return np.stack(out) if out else np.zeros((0, 0))
+        return np.stack(out)[where] if out else np.zeros((0, 0))
 
     # causal LM ---------------------------------------------------------------------------------
     def forward_answer(self, ids: torch.Tensor, mask: torch.Tensor, n_answer: int) -> torch.Tensor:
@@ -101,16 +102,16 @@ class Predictor:
         answer = ids[:, -n_answer:]
         return logp.gather(-1, answer.unsqueeze(-1)).squeeze(-1)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def answer_logprobs(self, prompt_lists: Sequence[Sequence[int]], answer: Sequence[int]) -> np.ndarray:
         """(n, len(answer)) log-probability of each answer token after each prompt."""
-        rows = [list(p) + list(answer) for p in prompt_lists]
-        out: list[np.ndarray | None] = [None] * len(rows)
-        for idx, ids, mask in self._batches(rows, left=True):
+        unique, where = _unique([list(p) + list(answer) for p in prompt_lists])
+        out: list[np.ndarray | None] = [None] * len(unique)
+        for idx, ids, mask in self._batches(unique, left=True):
             lp = self.forward_answer(ids, mask, len(answer)).cpu().numpy()
             for j, i in enumerate(idx):
                 out[i] = lp[j]
-        return np.stack(out) if out else np.zeros((0, len(answer)))
+        return np.stack(out)[where] if out else np.zeros((0, len(answer)))
 
     # shared --------------------------------------------------------------------------------------
     def scores(
@@ -143,3 +144,11 @@ class Predictor:
             self.rows += len(idx)
             self.passes += 1
             yield idx, ids.to(self.device), mask.to(self.device)
+
+
+def _unique(rows: Sequence[Sequence[int]]) -> tuple[list[list[int]], np.ndarray]:
+    """Distinct rows, and for each input row the index of its distinct row: a variant that two
+    methods (or two faithfulness steps) share runs once."""
+    index: dict[tuple[int, ...], int] = {}
+    where = np.array([index.setdefault(tuple(r), len(index)) for r in rows], dtype=int)
+    return [list(r) for r in index], where
