@@ -318,6 +318,7 @@ def main() -> None:
 
     tl, nv = results["tunelab"], results["naive"]
     machine = {"cpu": cpu_name(), "fast_bf16": cpu_has_fast_bf16(), "cores": os.cpu_count(), "text": text}
+    bf16 = "yes" if machine["fast_bf16"] else "no"
     print(f"\nexplain bundle, MiniLM quickstart classifier (60 steps), one {N_TOKENS}-token text")
     print(
         f"tunelab: precision {tl['precision']}, median of {tl['repeats']}; "
@@ -339,7 +340,7 @@ def main() -> None:
         f"speed-up >= 5x: {'yes' if speedup >= 5 else 'NO'} ({speedup:.1f}x)"
     )
     print(
-        f"CPU {machine['cpu']} ({machine['cores']} cores), fast bf16: {'yes' if machine['fast_bf16'] else 'no'}, "
+        f"CPU {machine['cpu']} ({machine['cores']} cores), fast bf16: {bf16}, "
         f"torch threads {tl['threads']} (naive {nv['threads']})"
     )
     if "examples" in results:

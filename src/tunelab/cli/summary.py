@@ -31,6 +31,8 @@ def summary_rows(results: Sequence[Any]) -> list[tuple[str, str]]:
             rows += _data_rows(m)
         elif result.stage == "train":
             rows += _train_rows(m)
+        elif result.stage == "explain":
+            rows += _explain_rows(m)
         prefix = "" if result.stage == "evaluate" else f"{result.stage} "
         for name, value in m.items():
             if isinstance(value, dict) and "value" in value:
@@ -60,6 +62,18 @@ def _train_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     return [("training", f"{steps:,} steps{took}")]
 
 
+def _explain_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    if isinstance(m.get("examples"), int):
+        rows.append(("explained", f"{m['examples']:,} examples"))
+    best, comp, rand = m.get("most_faithful"), m.get("comprehensiveness"), m.get("random_comprehensiveness")
+    if best and isinstance(comp, int | float) and isinstance(rand, int | float):
+        rows.append(("most faithful", f"{best} (comprehensiveness {comp:.3f}, random {rand:.3f})"))
+    if isinstance(m.get("rules_fidelity"), int | float):
+        rows.append(("rules fidelity", f"{m['rules_fidelity']:.3f}"))
+    return rows
+
+
 def _interval(v: dict[str, Any]) -> str:
     value, low, high = v.get("value"), v.get("low"), v.get("high")
     if not isinstance(value, int | float):
@@ -70,15 +84,16 @@ def _interval(v: dict[str, Any]) -> str:
 
 
 def collect_warnings(results: Sequence[Any], run_dir: Path) -> list[str]:
-    """The data stage's warnings: from its result, else (a skipped stage) from its data_report.json."""
+    """Every stage's warnings (``metrics["warnings"]``); a skipped data stage's come from its
+    data_report.json. Another stage's are prefixed with its name."""
+    out: list[str] = []
     for result in results:
-        if result.stage != "data":
-            continue
         found = (result.metrics or {}).get("warnings")
-        if found is None:
+        if result.stage == "data" and found is None:
             found = _report_warnings(run_dir)
-        return [str(w) for w in found or [] if str(w).strip()]
-    return []
+        prefix = "" if result.stage == "data" else f"{result.stage}: "
+        out += [f"{prefix}{w}" for w in found or [] if str(w).strip()]
+    return out
 
 
 def _report_warnings(run_dir: Path) -> list[Any]:
@@ -115,6 +130,12 @@ def show_summary(results: Iterable[Any], run_dir: Path) -> None:
     report = run_dir / DATA_REPORT
     if any(r.stage == "data" for r in results) and report.is_file():
         say("data report: ", (str(report), "bold"), highlight=False)
+    for result in results:  # other stages' pages (explain/index.html, ...)
+        for page in (
+            a for a in getattr(result, "artifacts", None) or [] if a.endswith(".html") and a != DATA_REPORT
+        ):
+            if (run_dir / page).is_file():
+                say(f"{result.stage} page: ", (str(run_dir / page), "bold"), highlight=False)
     show_warnings(collect_warnings(results, run_dir))
 
 

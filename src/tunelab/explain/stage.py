@@ -75,6 +75,7 @@ def run(
     }
     payload["rules"], payload["rules_text"] = rules_view(ctx, run_dir, rows, notes)
     payload["notes"] = notes
+    payload["warnings"] = _warnings(subjects, records)
     _write(run_dir.path("explain"), payload)
     return StageResult("explain", metrics=_headline(payload), artifacts=[f"explain/{a}" for a in ARTIFACTS])
 
@@ -202,8 +203,22 @@ def _notes(ctx: Context, subjects: list[Subject], skipped: dict[str, str]) -> li
     return notes
 
 
+def _warnings(subjects: list[Subject], records: list[dict[str, Any]]) -> list[str]:
+    """What a person should know before trusting the page: cut texts and methods that failed."""
+    out = []
+    cut = sum(s.truncated for s in subjects)
+    if cut:
+        out.append(f"{cut} of {len(subjects)} explained texts were truncated to model.max_length")
+    failed: dict[str, int] = {}
+    for r in records:
+        for name in r["errors"]:
+            failed[name] = failed.get(name, 0) + 1
+    out += [f"{name} failed on {k} example(s); see explain/examples.jsonl" for name, k in failed.items()]
+    return out
+
+
 def _headline(payload: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"examples": len(payload["examples"])}
+    out: dict[str, Any] = {"examples": len(payload["examples"]), "warnings": payload["warnings"]}
     faith = (payload.get("faithfulness") or {}).get("methods") or {}
     ranked = sorted((m for m in faith if m != "random"), key=lambda m: -faith[m]["comprehensiveness"])
     if ranked:

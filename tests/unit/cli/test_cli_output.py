@@ -95,6 +95,29 @@ def test_summary_shows_intervals_and_the_stage_warnings_plainly(tmp_path, capsys
     assert "odd [red]label[/red]" in err and "  - two" in err  # the stage's own list, markup-free
 
 
+def test_summary_shows_the_explain_figures_page_and_warnings(tmp_path, capsys):
+    (tmp_path / "explain").mkdir()
+    (tmp_path / "explain/index.html").write_text("<html></html>")
+    result = SimpleNamespace(
+        stage="explain",
+        skipped=False,
+        artifacts=["explain/examples.jsonl", "explain/index.html"],
+        metrics={
+            "examples": 12,
+            "most_faithful": "shap",
+            "comprehensiveness": 0.41,
+            "random_comprehensiveness": 0.02,
+            "warnings": ["2 of 12 explained texts were truncated to model.max_length"],
+        },
+    )
+    show_summary([result], tmp_path)
+    err = capsys.readouterr().err
+    assert "explained" in err and "12 examples" in err
+    assert "shap (comprehensiveness 0.410, random 0.020)" in err
+    assert f"explain page: {tmp_path / 'explain/index.html'}" in err
+    assert "explain: 2 of 12 explained texts were truncated" in err
+
+
 def test_no_warnings_no_block(tmp_path, capsys):
     result = SimpleNamespace(stage="data", skipped=False, metrics={"rows_read": 3, "warnings": []})
     show_summary([result], tmp_path / "run")
