@@ -185,7 +185,13 @@ def _attention(records: list[dict[str, Any]]) -> dict[str, Any] | None:
 def _faithfulness(ctx: Context, faith: list[dict], word_scores: list[dict]) -> dict[str, Any]:
     out = summarise([f for f in faith if f], word_scores)
     out["fractions"] = ctx.cfg.fractions
-    out["units"] = "probability" if ctx.kind == "classifier" else "log-probability (nats)"
+    out["units"] = (
+        "log-probability (nats)"
+        if ctx.kind == "causal"
+        else "model output"
+        if ctx.predictor.output == "identity"
+        else "probability"
+    )
     return out
 
 

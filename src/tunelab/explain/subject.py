@@ -98,7 +98,7 @@ def _words(
     tokenizer, source: str, enc, lo: int, hi: int
 ) -> tuple[list[int], list[str], list[tuple[int, int]]]:
     """Group tokens into words inside ``source[lo:hi]``; tokens outside (or special) get no word."""
-    specials = set(tokenizer.all_special_ids)
+    specials = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}  # an unknown word is still a word
     word_ids = enc.word_ids()
     offsets = enc["offset_mapping"]
     word_of, words, spans = [], [], []
