@@ -80,12 +80,11 @@ def attention(ctx: Context, subject: Subject) -> Attribution:
     scores = np.zeros(len(subject.ids))
     scores[: len(ids)] = rolled[read_position(ctx, subject)]
     keep = ctx.cfg.attention_max_tokens
-    info = {
-        "shape": list(maps.shape),
-        "maps": np.round(maps[:, :, :keep, :keep], 3).tolist(),
-        "rollout": np.round(rolled[:keep, :keep], 4).tolist(),
-        "tokens_shown": min(keep, len(ids)),
-    }
+    info: dict = {"shape": list(maps.shape)}
+    if subject.meta.get("show_attention", True):  # the stage keeps the maps of a few examples only
+        info["maps"] = np.round(maps[:, :, :keep, :keep], 3).tolist()
+        info["rollout"] = np.round(rolled[:keep, :keep], 4).tolist()
+        info["tokens_shown"] = min(keep, len(ids))
     return Attribution("attention", scores, info, time.perf_counter() - start)
 
 

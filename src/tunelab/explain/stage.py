@@ -99,6 +99,7 @@ def explain_all(ctx: Context, subjects: list[Subject], methods: list[Method]):
     records, all_words, faith = [], [], []
     timing: dict[str, list[float]] = {}
     for i, subject in enumerate(tqdm(subjects, desc="explain", unit="example", leave=False)):
+        subject.meta["show_attention"] = i < ATTENTION_EXAMPLES
         results: dict[str, Attribution] = {}
         errors: dict[str, str] = {}
         for m in methods:
@@ -258,7 +259,8 @@ def _write(folder: Path, payload: dict[str, Any]) -> None:
         )
         (tmp / "layers.json").write_text(dump(payload["layers"]), encoding="utf-8")
         (tmp / "faithfulness.json").write_text(dump(payload["faithfulness"]), encoding="utf-8")
-        (tmp / "attention.json").write_text(dump(payload["attention"]), encoding="utf-8")
+        compact = json.dumps(payload["attention"], separators=(",", ":"), default=_jsonable)  # nested maps
+        (tmp / "attention.json").write_text(compact + "\n", encoding="utf-8")
         started = time.perf_counter()
         (tmp / "index.html").write_text(render_page(payload), encoding="utf-8")
         log.debug("page rendered in %.2f s", time.perf_counter() - started)
