@@ -51,6 +51,13 @@ def run_pipeline(recipe: Recipe, force: bool = False, **options: Any) -> list[St
     return results
 
 
+def trained_model(recipe: Recipe) -> dict[str, Any]:
+    """A stage ``inputs`` hook for stages that use the trained model but may also run without it
+    (``--base``): the train stage's record (fingerprint, run id), so retraining makes them stale."""
+    rec = RunDir(recipe.run_dir_path()).stage_record("train") or {}
+    return {"trained_model": [rec.get("fingerprint"), rec.get("run_id")]}
+
+
 def fingerprint(stage: Stage, recipe: Recipe, run_dir: RunDir, inputs: dict[str, Any]) -> str:
     """Hash of the sections ``stage`` reads, its outside inputs and its upstream stages' records."""
     dumped = recipe.model_dump(mode="json")

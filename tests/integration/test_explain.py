@@ -54,12 +54,24 @@ def _raw(tiny_bert: Path, out: Path) -> dict:
     return raw
 
 
+def _run_fp32(recipe) -> None:
+    """The pipeline in fp32 (exact gradients for the checks below). accelerate keeps one
+    process-wide state and refuses another precision once set: start from, and leave, a clean one."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
+    try:
+        run_pipeline(recipe)
+    finally:
+        AcceleratorState._reset_state()
+
+
 @pytest.fixture(scope="module")
 def planted_run(tiny_bert, tmp_path_factory):
     out = tmp_path_factory.mktemp("explain")
     raw = _raw(tiny_bert, out)
     recipe = validate_recipe(raw)
-    run_pipeline(recipe)
+    _run_fp32(recipe)
     path = out / "recipe.yaml"
     path.write_text(yaml.safe_dump(raw))
     return recipe, open_run(recipe).root, path
@@ -233,7 +245,7 @@ def test_causal_lm_answer_attribution_and_logit_lens(tiny_llama, tmp_path):
         "layers": {"max_examples": 12},
     }
     recipe = validate_recipe(raw)
-    run_pipeline(recipe)
+    _run_fp32(recipe)
     folder = open_run(recipe).root / "explain"
     ex = _examples(folder.parent)
     assert ex[0]["answer"]["source"] == "generated" and ex[1]["answer"]["source"] == "given"

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tunelab.cli import common, recipes, search, stages
+from tunelab.cli import common, prompts, recipes, search, stages
 
 app = typer.Typer(
     name="tunelab",
@@ -22,6 +22,7 @@ for verb in (stages.run, recipes.validate, recipes.init, recipes.models):
     app.command(verb.__name__)(verb)
 app.command("tune")(search.tune)
 app.command("rank-models")(search.rank_models)
+app.add_typer(prompts.app)
 
 
 @app.callback()

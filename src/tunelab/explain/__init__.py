@@ -1,24 +1,14 @@
 """The explain stage: attributions, attention, rules and layer-wise analysis, each with its faithfulness.
 
 It needs the data stage's splits and, unless ``--base`` is given, the train stage's model: the
-trained model's manifest record is one of its inputs (see :func:`inputs`), so retraining makes the
-explanations stale while ``--base`` works on a run that has not been trained.
+trained model's manifest record is one of its inputs (``tunelab.pipeline.trained_model``), so
+retraining makes the explanations stale while ``--base`` works on a run that has not been trained.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from tunelab.explain.config import ExplainConfig
 from tunelab.stages import Option, Stage, register
-
-
-def inputs(recipe: Any) -> dict[str, Any]:
-    """The train stage's record (fingerprint and run id): the model the explanations are of."""
-    from tunelab.runs import RunDir
-
-    rec = RunDir(recipe.run_dir_path()).stage_record("train") or {}
-    return {"explain.model": [rec.get("fingerprint"), rec.get("run_id")]}
 
 
 STAGE = register(
@@ -30,7 +20,7 @@ STAGE = register(
         needs=("data",),
         outputs=("explain/examples.jsonl", "explain/faithfulness.json", "explain/index.html"),
         section=ExplainConfig,
-        inputs="tunelab.explain:inputs",
+        inputs="tunelab.pipeline:trained_model",
         options=(
             Option(
                 "text",
