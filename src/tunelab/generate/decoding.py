@@ -97,7 +97,9 @@ def batch_seed(seed: int, batch: int) -> int:
     return int(np.random.SeedSequence([seed & (2**64 - 1), batch]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def _check_context(model, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> None:
+def _check_context(
+    model, prompts: Sequence[Sequence[int]], max_new_tokens: int, key: str = "generate.decoding"
+) -> None:
     if not prompts:
         return
     if any(len(p) == 0 for p in prompts):
@@ -106,7 +108,7 @@ def _check_context(model, prompts: Sequence[Sequence[int]], max_new_tokens: int)
     longest = max(len(p) for p in prompts)
     if n_ctx is not None and longest + max_new_tokens > n_ctx:
         raise ValueError(
-            f"generate.decoding.max_new_tokens={max_new_tokens} plus the longest prompt ({longest} tokens) "
+            f"{key}.max_new_tokens={max_new_tokens} plus the longest prompt ({longest} tokens) "
             f"exceeds the model's context of {n_ctx} tokens (max_position_embeddings); at most "
             f"{max(n_ctx - longest, 0)} new tokens fit"
         )
@@ -172,18 +174,19 @@ def generate(
     seed: int,
     precision: str = "fp32",
     num_samples: int | None = None,
+    key: str = "generate.decoding",
 ) -> tuple[list[list[Sample]], dict[str, Any]]:
     """Samples for each prompt (in the given order) and throughput stats.
 
     Returns ``(samples, stats)``: ``samples[i]`` holds ``num_samples`` (default ``cfg.num_samples``)
     :class:`Sample` for ``prompts[i]``; ``stats`` is ``{"new_tokens", "seconds", "tokens_per_s",
-    "batches"}``. Greedy decoding (``temperature: 0``) is batch-independent in fp32: a prompt gets the
+    "batches"}``. ``key`` names the recipe section in errors. Greedy decoding (``temperature: 0``) is batch-independent in fp32: a prompt gets the
     same tokens alone or among others.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n = num_samples or cfg.num_samples
-    _check_context(model, prompts, cfg.max_new_tokens)
+    _check_context(model, prompts, cfg.max_new_tokens, key)
     gc = generation_config(cfg, tokenizer, num_samples=n)
     per_row = gc.num_return_sequences or 1
     pad, ends, stops = pad_id(tokenizer), set(eos_ids(tokenizer)), list(cfg.stop)

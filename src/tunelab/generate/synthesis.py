@@ -74,6 +74,8 @@ def synthesize_for_run(
     write(result, folder)
     metrics["synthetic_rows"] = len(result.rows)
     metrics["synthetic_complete"] = result.report["complete"]
+    if not result.report["complete"]:
+        metrics.setdefault("warnings", []).append(f"synthetic data: {result.report['reason']}")
     return ["generate/synthetic.jsonl", "generate/synthetic_report.json", "generate/synthetic_card.md"]
 
 
