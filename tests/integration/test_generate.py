@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from tests.helpers import classification_recipe, qa_rows, sentiment_rows, sft_recipe, write_jsonl
+
 from tunelab.cli.main import main
 from tunelab.config.load import RecipeError, validate_recipe
 from tunelab.pipeline import open_run, run_pipeline, run_stage
@@ -50,7 +50,7 @@ def sft_run(tiny_llama, tmp_path_factory):
 
 
 def test_generate_writes_samples_diversity_sweep_and_synthetic(sft_run):
-    recipe, root, _, result = sft_run
+    _, root, _, result = sft_run
     folder = root / "generate"
     samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 6 and all(len(s["samples"]) == 3 for s in samples)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from tunelab.explain.config import ExplainConfig
 from tunelab.stages import Option, Stage, register
 
-
 STAGE = register(
     Stage(
         name="explain",

@@ -180,8 +180,8 @@ def generate(
 
     Returns ``(samples, stats)``: ``samples[i]`` holds ``num_samples`` (default ``cfg.num_samples``)
     :class:`Sample` for ``prompts[i]``; ``stats`` is ``{"new_tokens", "seconds", "tokens_per_s",
-    "batches"}``. ``key`` names the recipe section in errors. Greedy decoding (``temperature: 0``) is batch-independent in fp32: a prompt gets the
-    same tokens alone or among others.
+    "batches"}``. ``key`` names the recipe section in errors. Greedy decoding (``temperature: 0``)
+    is batch-independent in fp32: a prompt gets the same tokens alone or among others.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

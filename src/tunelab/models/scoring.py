@@ -53,7 +53,11 @@ def token_logprobs(
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode(), autocast_for(model, precision):
             logits = model(
-                input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep + 1, use_cache=False
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                logits_to_keep=keep + 1,
+                use_cache=False,
             ).logits
         logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # predicts the last `keep` tokens
         got = logp.gather(-1, ids[:, -keep:].unsqueeze(-1)).squeeze(-1).cpu().numpy()
