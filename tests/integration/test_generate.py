@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -67,6 +68,9 @@ def test_generate_writes_samples_diversity_sweep_and_synthetic(sft_run):
     assert report["requested"] == 3 and report["rounds"] >= 1
     assert report["kept"] + sum(report["dropped"].values()) + report.get("surplus", 0) == report["produced"]
     assert (folder / "synthetic_card.md").is_file()
+    page = (folder / "index.html").read_text()
+    assert "Sweep" in page and "<script" not in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     assert result.metrics["model"] == "tuned"
 
 

@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 from tunelab.config import Recipe
-from tunelab.generate.model import Writer, load_base_writer, load_classifier, load_writer
+from tunelab.generate.model import Writer, load_base_writer, load_writer
 from tunelab.runs import RunDir, StageResult, atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 
@@ -46,6 +46,10 @@ def run(recipe: Recipe, run_dir: RunDir, *, base: bool = False, n: int | None = 
             f"nothing to generate for a {recipe.task} run: enable generate.synthetic "
             "(labeled texts per class)"
         )
+    from tunelab.generate.page import render
+
+    atomic_write_text(folder / "index.html", render(folder, f"Generation: {recipe.run.name}"))
+    artifacts.append("generate/index.html")
     return StageResult("generate", metrics=metrics, artifacts=artifacts)
 
 
@@ -131,6 +135,3 @@ def _seed(recipe: Recipe, decoding) -> int:
 
 def _sample(rows: list[dict], n: int, seed: int) -> list[dict]:
     return rows if len(rows) <= n else random.Random(seed).sample(rows, n)
-
-
-__all__ = ["atomic_write_text", "load_classifier", "run"]
