@@ -21,6 +21,7 @@ def _sft_raw(tiny_llama: Path, out: Path) -> dict:
     raw["stages"] = ["data", "train", "generate"]
     raw["generate"] = {
         "n_prompts": 6,
+        "prompt": {"few_shot": {"k": 1, "strategy": "similar"}},  # embeddings from the bundled MiniLM
         "decoding": {"temperature": 0.9, "num_samples": 3, "max_new_tokens": 8},
         "sweep": {"enabled": True, "temperatures": [0.3, 1.2], "top_ps": [0.9, 1.0], "prompts": 4},
         "diversity_target": {"distinct_2": 0.2},
@@ -56,6 +57,8 @@ def test_generate_writes_samples_diversity_sweep_and_synthetic(sft_run):
     samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 6 and all(len(s["samples"]) == 3 for s in samples)
     assert all(s["reference"] for s in samples)  # chat rows carry their reference answer
+    # one similar train example each, shown as an earlier chat turn
+    assert all(len(s["few_shot"]) == 1 and s["few_shot"][0] != s["prompt"] for s in samples)
     div = json.loads((folder / "diversity.json").read_text())
     assert set(div["within"]) >= {"distinct_1", "distinct_2", "self_bleu", "entropy", "repetition_rate"}
     assert div["quality"]["perplexity"] > 1 and div["quality"]["perplexity_model"] == "base"

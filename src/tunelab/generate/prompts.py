@@ -88,6 +88,8 @@ def render(
     ``where`` names the template in errors (default: the recipe key it came from). Without a chat
     template the text is ``system + "\\n\\n" + user`` tokenised with the tokenizer's special tokens;
     with one, the chat template already holds the special tokens, so they are not added again.
+    Few-shot ``examples`` that the template does not place itself (it never names ``examples``)
+    become earlier turns: a user message and the assistant's answer each, as chat models expect.
     """
     source, origin = template_source(cfg)
     where = where or origin
@@ -105,16 +107,29 @@ def render(
         raise PromptError(f"{where}: the template renders empty for input {row_input[:60]!r}")
     system = render_text(cfg.system, variables, f"{where} system") if cfg.system is not None else None
     system = system if system and system.strip() else None
+    turns = [] if uses_examples(source) else list(examples)
     if getattr(tokenizer, "chat_template", None):
-        messages = ([{"role": "system", "content": system}] if system else []) + [
-            {"role": "user", "content": user}
-        ]
+        messages = [{"role": "system", "content": system}] if system else []
+        for ex in turns:
+            messages += [
+                {"role": "user", "content": ex["input"]},
+                {"role": "assistant", "content": ex["output"]},
+            ]
+        messages.append({"role": "user", "content": user})
         text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     else:
-        text = f"{system}\n\n{user}" if system else user
+        shots = "".join(f"{ex['input']}\n{ex['output']}\n\n" for ex in turns)
+        text = f"{system}\n\n{shots}{user}" if system else f"{shots}{user}"
         ids = tokenizer(text)["input_ids"]
     return RenderedPrompt(text=text, ids=list(ids), user=user, system=system)
+
+
+def uses_examples(source: str) -> bool:
+    """Whether a template places the few-shot ``examples`` itself."""
+    from jinja2 import meta
+
+    return "examples" in meta.find_undeclared_variables(_ENV.parse(source))
 
 
 def template_hash(cfg: PromptConfig) -> str:

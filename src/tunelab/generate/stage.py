@@ -22,11 +22,11 @@ def run(recipe: Recipe, run_dir: RunDir, *, base: bool = False, n: int | None = 
     artifacts: list[str] = []
     metrics: dict[str, Any] = {"model": writer.which}
     train = run_dir.split_rows("train")
-    prompts, references = prepare_prompts(recipe, writer, rows, train)
+    prompts, references, shots = prepare_prompts(recipe, writer, rows, train)
     if recipe.task in ("sft", "lm"):  # a classification run's prompts are not questions to answer
         groups, stats = sample(writer, prompts, cfg.decoding, cfg.batch_size, _seed(recipe, cfg.decoding))
         figures = score(recipe, writer, prompts, groups, references)
-        atomic_write_jsonl(folder / "samples.jsonl", sample_rows(rows, prompts, groups, references, cfg))
+        atomic_write_jsonl(folder / "samples.jsonl", sample_rows(prompts, groups, references, shots))
         atomic_write_json(
             folder / "diversity.json", {**figures, "decoding": cfg.decoding.settings(), **stats}
         )
@@ -54,22 +54,21 @@ def run(recipe: Recipe, run_dir: RunDir, *, base: bool = False, n: int | None = 
 
 
 def prepare_prompts(recipe: Recipe, writer: Writer, rows: list[dict], train: list[dict]):
-    """Each row's rendered prompt (with few-shot examples from train) and its reference answer."""
-    from tunelab.generate.prompts import few_shot, pairs, render
+    """Each row's rendered prompt, its reference answer and the few-shot examples (from train) it shows."""
+    from tunelab.generate.prompts import cached_embed, few_shot, pairs, render
 
     cfg = recipe.section("generate").prompt
     pool = [dict(zip(("input", "output"), pairs(r), strict=True)) for r in train]
-    prompts, references = [], []
+    prompts, references, used = [], [], []
+    embed = cached_embed()  # "similar" few-shot embeds the train rows once, not once per prompt
     for i, row in enumerate(rows):
         query, reference = pairs(row)
-        shots = (
-            few_shot(pool, query, cfg.few_shot.k, cfg.few_shot.strategy, recipe.run.seed + i)
-            if cfg.few_shot.k
-            else []
-        )
+        fs = cfg.few_shot
+        shots = few_shot(pool, query, fs.k, fs.strategy, recipe.run.seed + i, embed=embed) if fs.k else []
         prompts.append(render(cfg, writer.tokenizer, query, examples=shots))
         references.append(reference or None)
-    return prompts, references
+        used.append([ex["input"] for ex in shots])
+    return prompts, references, used
 
 
 def sample(writer: Writer, prompts, decoding, batch_size: int, seed: int, num_samples: int | None = None):
@@ -116,16 +115,17 @@ def score(recipe: Recipe, writer: Writer, prompts, groups, references) -> dict[s
     return out
 
 
-def sample_rows(rows, prompts, groups, references, cfg) -> list[dict[str, Any]]:
+def sample_rows(prompts, groups, references, shots) -> list[dict[str, Any]]:
     return [
         {
             "prompt": p.user,
+            "few_shot": examples,
             "reference": ref,
             "samples": [
                 {"text": s.text, "n_tokens": s.n_tokens, "finish_reason": s.finish_reason} for s in g
             ],
         }
-        for p, g, ref in zip(prompts, groups, references, strict=True)
+        for p, g, ref, examples in zip(prompts, groups, references, shots, strict=True)
     ]
 
 

@@ -85,6 +85,18 @@ def test_the_default_template_is_the_input_alone(tok):
     assert got.text == "<|im_start|>user\nwhat is 3 plus 4 ?<|im_end|>\n<|im_start|>assistant\n"
 
 
+def test_examples_a_template_does_not_place_become_earlier_chat_turns(tok):
+    examples = [{"input": "what is 1 plus 1 ?", "output": "it is 2 ."}]
+    got = render(PromptConfig(), tok, "what is 3 plus 4 ?", examples=examples)
+    assert got.user == "what is 3 plus 4 ?"
+    assert got.text == (
+        "<|im_start|>user\nwhat is 1 plus 1 ?<|im_end|>\n<|im_start|>assistant\nit is 2 .<|im_end|>\n"
+        "<|im_start|>user\nwhat is 3 plus 4 ?<|im_end|>\n<|im_start|>assistant\n"
+    )
+    placed = render(PromptConfig(template="{{ examples[0].input }} / {{ input }}"), tok, "q", examples=examples)
+    assert placed.text.count("<|im_start|>user") == 1  # the template placed them: no extra turns
+
+
 def test_ids_are_the_chat_templates_own_with_no_doubled_bos(bos_tok):
     cfg = PromptConfig(template="Q: {{ input }}", system="sys")
     got = render(cfg, bos_tok, "what is 1 plus 2 ?")
