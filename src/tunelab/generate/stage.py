@@ -22,10 +22,11 @@ def run(recipe: Recipe, run_dir: RunDir, *, base: bool = False, n: int | None = 
     artifacts: list[str] = []
     metrics: dict[str, Any] = {"model": writer.which}
     train = run_dir.split_rows("train")
-    prompts, references, shots = prepare_prompts(recipe, writer, rows, train)
     if recipe.task in ("sft", "lm"):  # a classification run's prompts are not questions to answer
+        prompts, references, shots = prepare_prompts(recipe, writer, rows, train)
+        judge = load_base_writer(recipe, writer)  # scores every output's perplexity: loaded once
         groups, stats = sample(writer, prompts, cfg.decoding, cfg.batch_size, _seed(recipe, cfg.decoding))
-        figures = score(recipe, writer, prompts, groups, references)
+        figures = score(recipe, judge, prompts, groups, references)
         atomic_write_jsonl(folder / "samples.jsonl", sample_rows(prompts, groups, references, shots))
         atomic_write_json(
             folder / "diversity.json", {**figures, "decoding": cfg.decoding.settings(), **stats}
@@ -36,7 +37,7 @@ def run(recipe: Recipe, run_dir: RunDir, *, base: bool = False, n: int | None = 
         if cfg.sweep.enabled:
             from tunelab.generate.sweeping import sweep
 
-            artifacts += sweep(recipe, writer, prompts, references, folder, metrics)
+            artifacts += sweep(recipe, writer, judge, prompts, references, folder, metrics)
     if cfg.synthetic.enabled:
         from tunelab.generate.synthesis import synthesize_for_run
 
@@ -88,26 +89,25 @@ def sample(writer: Writer, prompts, decoding, batch_size: int, seed: int, num_sa
     return got, stats
 
 
-def score(recipe: Recipe, writer: Writer, prompts, groups, references) -> dict[str, Any]:
+def score(recipe: Recipe, judge: Writer, prompts, groups, references) -> dict[str, Any]:
     """Diversity within each prompt's samples and across all, and quality: perplexity of the outputs
     under the base model and ROUGE-L against the references where the data has them."""
     from tunelab.generate.metrics import per_prompt_diversity, perplexity, rouge_l_mean
 
     texts = [[s.text for s in g] for g in groups]
     out = per_prompt_diversity(texts)
-    base = load_base_writer(recipe, writer)
     flat_prompts = [p.ids for p, g in zip(prompts, groups, strict=True) for _ in g]
     flat_outputs = [s.token_ids for g in groups for s in g]
     out["quality"] = {
         "perplexity": perplexity(
-            base.model,
-            base.pad_id,
+            judge.model,
+            judge.pad_id,
             flat_prompts,
             flat_outputs,
             batch_size=recipe.section("generate").batch_size,
-            precision=writer.precision,
+            precision=judge.precision,
         ),
-        "perplexity_model": base.which,
+        "perplexity_model": judge.which,
     }
     refs = [(g[0].text, r) for g, r in zip(groups, references, strict=True) if r]
     if refs:

@@ -12,7 +12,7 @@ from tunelab.runs import atomic_write_json, atomic_write_text
 
 
 def sweep(
-    recipe: Recipe, writer: Writer, prompts, references, folder: Path, metrics: dict[str, Any]
+    recipe: Recipe, writer: Writer, judge: Writer, prompts, references, folder: Path, metrics: dict[str, Any]
 ) -> list[str]:
     """Write ``sweep.json`` and ``sweep.svg``; add the chosen setting to ``metrics``."""
     from tunelab.generate.stage import sample, score
@@ -31,7 +31,7 @@ def sweep(
         return [[s.text for s in g] for g in groups]
 
     def score_fn(_texts) -> dict[str, Any]:
-        figures = score(recipe, writer, chosen_prompts, generate_fn.groups, chosen_refs)
+        figures = score(recipe, judge, chosen_prompts, generate_fn.groups, chosen_refs)
         return {**figures["within"], **figures["quality"]}
 
     settings = grid(sw)

@@ -160,7 +160,8 @@ def synthesize(
         if not need:
             break
         cands, prompts = [], []
-        for i, lab in enumerate(_plan(need)):
+        rate = sum(r["kept"] for r in per_round) / max(1, sum(r["candidates"] for r in per_round))
+        for i, lab in enumerate(_plan(need, rate if per_round else None)):
             shown = rng.sample(by_label[lab], min(cfg.seed_examples, len(by_label[lab])))
             variables = {"examples": [examples[j] for j in shown], "label": lab, "labels": labels}
             prompts.append(render_text(source, variables, where))
@@ -180,10 +181,13 @@ def synthesize(
     return SyntheticResult(rows=rows, report=report)
 
 
-def _plan(need: dict[str | None, int]) -> list[str | None]:
-    """The candidates of a round: 1.5x what is still missing, per class, interleaved class by class."""
+def _plan(need: dict[str | None, int], keep_rate: float | None = None) -> list[str | None]:
+    """The candidates of a round, interleaved class by class: 1.5x what is still missing in the first
+    round, then what is missing divided by the share kept so far (at most 4x), so a model that often
+    misses the format does not need many small rounds."""
     floor = MIN_CANDIDATES if len(need) == 1 else 2
-    counts = {lab: max(math.ceil(1.5 * k), floor) for lab, k in need.items()}
+    factor = 1.5 if keep_rate is None else min(4.0, max(1.5, 1.2 / max(keep_rate, 0.05)))
+    counts = {lab: max(math.ceil(factor * k), floor) for lab, k in need.items()}
     plan: list[str | None] = []
     for turn in range(max(counts.values())):
         plan += [lab for lab, k in counts.items() if turn < k]

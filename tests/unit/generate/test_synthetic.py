@@ -147,9 +147,10 @@ def test_each_bad_output_is_filtered_with_its_reason() -> None:
     assert len(res.rows) == 20 and res.report["complete"]
     expected = {k: len(v) for k, v in bad.items()} | {"label_disagrees": 0}
     assert res.report["dropped"] == expected
-    # round 0: 30 candidates, 15 bad, 15 kept; round 1 asks 1.5 x the 5 missing, rounded up
+    # round 0: 30 candidates, 15 bad, 15 kept (rate 0.5); round 1 asks 1.2 / 0.5 = 2.4 x the 5
+    # missing, rounded up: 12
     assert [r["kept"] for r in res.report["per_round"]] == [15, 5]
-    assert res.report["produced"] == 30 + 8 and res.report["surplus"] == 3
+    assert res.report["produced"] == 30 + 12 and res.report["surplus"] == 7
     pools = [question(r) for r in SEEDS + VALIDATION] + [
         f"{question(r)}\n{answer(r)}" for r in SEEDS + VALIDATION
     ]
@@ -172,12 +173,13 @@ def test_round_limit_reports_how_many_and_why() -> None:
     res = run(SyntheticConfig(n=20, max_rounds=3), gen)
     rep = res.report
     assert len(res.rows) == 3 and not rep["complete"] and rep["rounds"] == 3
-    assert [r["candidates"] for r in rep["per_round"]] == [30, 29, 27]
-    assert rep["produced"] == 86 and rep["dropped"]["exact_duplicate"] == 83
-    assert rep["reason"] == "stopped after 3 rounds: 3 of 20 rows; 83 exact duplicates"
+    # one kept per round: the keep rate is tiny, so later rounds ask the 4x cap of what is missing
+    assert [r["candidates"] for r in rep["per_round"]] == [30, 4 * 19, 4 * 18]
+    assert rep["produced"] == 178 and rep["dropped"]["exact_duplicate"] == 175
+    assert rep["reason"] == "stopped after 3 rounds: 3 of 20 rows; 175 exact duplicates"
     assert [r["provenance"]["round"] for r in res.rows] == [0, 1, 2]
     card = res.card_markdown()
-    assert "3 of 20 rows" in card and "| exact duplicates | 83 |" in card and "fake-lm" in card
+    assert "3 of 20 rows" in card and "| exact duplicates | 175 |" in card and "fake-lm" in card
 
 
 LABEL_RNG = random.Random(2)
