@@ -93,7 +93,8 @@ def test_examples_a_template_does_not_place_become_earlier_chat_turns(tok):
         "<|im_start|>user\nwhat is 1 plus 1 ?<|im_end|>\n<|im_start|>assistant\nit is 2 .<|im_end|>\n"
         "<|im_start|>user\nwhat is 3 plus 4 ?<|im_end|>\n<|im_start|>assistant\n"
     )
-    placed = render(PromptConfig(template="{{ examples[0].input }} / {{ input }}"), tok, "q", examples=examples)
+    own = PromptConfig(template="{{ examples[0].input }} / {{ input }}")
+    placed = render(own, tok, "q", examples=examples)
     assert placed.text.count("<|im_start|>user") == 1  # the template placed them: no extra turns
 
 
