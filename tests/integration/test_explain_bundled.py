@@ -29,7 +29,14 @@ def test_explain_minilm_on_rotten_tomatoes(minilm_run):
 
     path, overrides = minilm_run
     recipe = load_recipe(
-        path, [*overrides, "explain.n=12", "explain.global_importance.n=200", "explain.select=[confident]"]
+        path,
+        [
+            *overrides,
+            "explain.n=8",
+            "explain.global_importance.n=150",
+            "explain.layers.max_examples=150",
+            "explain.select=[confident]",
+        ],
     )
     result = run_stage("explain", recipe)
     folder = recipe.run_dir_path() / "explain"
@@ -58,7 +65,7 @@ def test_explain_minilm_on_rotten_tomatoes(minilm_run):
     assert faith["integrated_gradients"]["comprehensiveness"] > faith["random"]["comprehensiveness"]
     page = (folder / "index.html").read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
-    assert result.metrics["examples"] == 12
+    assert result.metrics["examples"] == 8
     if browser_missing() is None:
         with open_page(folder / "index.html") as visit:
             assert not visit.requests and not visit.console_errors

@@ -110,7 +110,15 @@ evaluate:
 """
 
 FOOTER = """
-# stages: [data, train, evaluate]   # what `tunelab run` runs, in order
+# explain:                # `tunelab explain`: attributions with their faithfulness (docs/explain.md)
+#   n: 12                 # examples explained, picked by select: confident | misclassified | random
+#   methods: [integrated_gradients, gradient_x_input, saliency, occlusion, shap, lime, attention]
+# generate:               # `tunelab generate` (causal LMs; docs/generate.md)
+#   decoding: {preset: balanced, num_samples: 4, max_new_tokens: 64}
+#   sweep: {enabled: true}              # temperature x top-p: diversity vs quality, Pareto front
+#   synthetic: {enabled: true, n: 200}  # new rows with provenance; a source the data stage reads
+
+# stages: [data, train, evaluate, explain]   # what `tunelab run` runs, in order
 # plugins: [mypkg.stages]           # modules that register more stages, losses or metrics
 """
 

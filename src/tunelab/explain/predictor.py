@@ -102,16 +102,25 @@ class Predictor:
         answer = ids[:, -n_answer:]
         return logp.gather(-1, answer.unsqueeze(-1)).squeeze(-1)
 
-    @torch.inference_mode()
     def answer_logprobs(self, prompt_lists: Sequence[Sequence[int]], answer: Sequence[int]) -> np.ndarray:
-        """(n, len(answer)) log-probability of each answer token after each prompt."""
-        unique, where = _unique([list(p) + list(answer) for p in prompt_lists])
-        out: list[np.ndarray | None] = [None] * len(unique)
-        for idx, ids, mask in self._batches(unique, left=True):
-            lp = self.forward_answer(ids, mask, len(answer)).cpu().numpy()
-            for j, i in enumerate(idx):
-                out[i] = lp[j]
-        return np.stack(out)[where] if out else np.zeros((0, len(answer)))
+        """(n, len(answer)) log-probability of each answer token after each prompt (the shared
+        continuation scorer, ``tunelab.models.scoring``; each distinct prompt once)."""
+        from tunelab.models.scoring import token_logprobs
+
+        unique, where = _unique(prompt_lists)
+        if not unique:
+            return np.zeros((0, len(answer)))
+        got = token_logprobs(
+            self.model,
+            self.pad_id,
+            unique,
+            [list(answer)] * len(unique),
+            batch_size=self.batch_size,
+            precision=self.precision,
+        )
+        self.rows += len(unique)
+        self.passes += -(-len(unique) // self.batch_size)
+        return np.stack(got)[where]
 
     # shared --------------------------------------------------------------------------------------
     def scores(
