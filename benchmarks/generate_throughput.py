@@ -4,7 +4,7 @@ Both sides continue the same ``--prompts`` test-split prompts of the quickstart 
 (chatterbot), rendered with SmolLM2-135M-Instruct's ChatML template, with the base model, greedily,
 for at most ``--max-new-tokens`` tokens. The baseline is what a user writes with plain
 ``transformers``: one ``model.generate`` call per prompt (``do_sample=False``), no padding. The
-tunelab side is ``tunelab.generate.decoding.generate`` with ``batch_size=8`` (prompts sorted by
+tunelab side is ``tunelab.models.decoding.generate`` with ``batch_size=8`` (prompts sorted by
 length, left-padded, the KV cache), plus batch 16 and 32 as extra rows. Both sides run in this
 process on the same model and under the same precision (bf16 autocast when ``choose_precision``
 picks it), so the ratio measures batching alone; each side is warmed up once. New tokens count up to
@@ -78,7 +78,7 @@ def baseline(model, tokenizer, prompts: list[list[int]], max_new: int, precision
     """One plain ``model.generate`` call per prompt, as a user would write it."""
     import torch
 
-    from tunelab.generate.decoding import eos_ids
+    from tunelab.models.decoding import eos_ids
     from tunelab.models.scoring import autocast_for
 
     ends, outputs = set(eos_ids(tokenizer)), []
@@ -104,7 +104,7 @@ def tunelab_side(
     writer, prompts: list[list[int]], max_new: int, batch: int, precision: str
 ) -> dict[str, Any]:
     from tunelab.generate.config import DecodingConfig
-    from tunelab.generate.decoding import generate
+    from tunelab.models.decoding import generate
 
     cfg = DecodingConfig(temperature=0, max_new_tokens=max_new)
     start = time.perf_counter()
@@ -165,7 +165,7 @@ def compare(writer, prompts, max_new: int, precision: str, batches, max_wait: fl
 
 def synthetic(recipe, run_dir, writer, n: int, max_wait: float) -> dict[str, Any]:
     """Time ``synthesize_for_run`` for ``n`` rows with the writer already loaded."""
-    import tunelab.generate.decoding as decoding
+    import tunelab.models.decoding as decoding
     from tunelab.config import load_recipe
     from tunelab.generate.synthesis import synthesize_for_run
 

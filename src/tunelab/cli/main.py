@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from tunelab.cli import common, prompts, recipes, search, stages
+from tunelab.cli import serve as serving
 
 app = typer.Typer(
     name="tunelab",
@@ -22,6 +23,8 @@ for verb in (stages.run, recipes.validate, recipes.init, recipes.models):
     app.command(verb.__name__)(verb)
 app.command("tune")(search.tune)
 app.command("rank-models")(search.rank_models)
+app.command("export")(serving.export)  # before the stage verbs: it also takes a run directory
+app.command("serve")(serving.serve)
 app.add_typer(prompts.app)
 
 

@@ -19,6 +19,7 @@ from tunelab.config.evaluate import EvaluateConfig
 from tunelab.config.model import ModelConfig
 from tunelab.config.run import RunConfig
 from tunelab.config.search import SearchConfig
+from tunelab.config.serve import ServeConfig
 from tunelab.config.train import TrainConfig
 
 
@@ -35,6 +36,7 @@ class Recipe(Section):
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     search: SearchConfig | None = Field(None, description="`tunelab tune` / `tunelab rank-models` settings")
+    serve: ServeConfig = Field(default_factory=ServeConfig, description="`tunelab serve` settings")
     stages: list[str] = Field(
         default_factory=lambda: ["data", "train", "evaluate"], description="what `tunelab run` runs, in order"
     )

@@ -17,7 +17,7 @@ def compare_for_run(
 ) -> tuple[dict[str, Any], Path]:
     """Score ``generate.compare`` (or the one prompt) on validation; write generate/prompts_compare.json."""
     from tunelab.generate.compare import compare_templates
-    from tunelab.generate.decoding import generate
+    from tunelab.models.decoding import generate
 
     cfg = recipe.section("generate")
     templates = cfg.compare or [cfg.prompt]

@@ -74,7 +74,7 @@ def prepare_prompts(recipe: Recipe, writer: Writer, rows: list[dict], train: lis
 
 def sample(writer: Writer, prompts, decoding, batch_size: int, seed: int, num_samples: int | None = None):
     """Samples per prompt (texts) and the generation stats."""
-    from tunelab.generate.decoding import generate
+    from tunelab.models.decoding import generate
 
     got, stats = generate(
         writer.model,

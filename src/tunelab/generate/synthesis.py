@@ -15,9 +15,9 @@ def synthesize_for_run(
     recipe: Recipe, run_dir: RunDir, writer: Writer, train: list[dict], folder: Path, metrics: dict[str, Any]
 ) -> list[str]:
     """Write ``synthetic.jsonl``, ``synthetic_report.json`` and the synthetic data card."""
-    from tunelab.generate.decoding import generate
     from tunelab.generate.prompts import template_hash
     from tunelab.generate.synthetic import protected_texts, resolve_kind, synthesize, write
+    from tunelab.models.decoding import generate
 
     cfg = recipe.section("generate")
     sc = cfg.synthetic

@@ -8,8 +8,8 @@ import warnings
 import pytest
 import torch
 
-from tunelab.generate.config import DecodingConfig
-from tunelab.generate.decoding import Sample, _check_context, _sample, eos_ids, generate, generation_config
+from tunelab.config.decoding import DecodingConfig
+from tunelab.models.decoding import Sample, _check_context, _sample, eos_ids, generate, generation_config
 
 TEXTS = [
     "the movie was great",

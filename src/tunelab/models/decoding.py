@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from transformers import GenerationConfig
 
-from tunelab.generate.config import DecodingConfig
+from tunelab.config.decoding import DecodingConfig
 from tunelab.models.scoring import autocast_for
 
 CHAT_END = "<|im_end|>"  # the ChatML end-of-turn token: a chat model stops its answer with it
@@ -175,6 +175,7 @@ def generate(
     precision: str = "fp32",
     num_samples: int | None = None,
     key: str = "generate.decoding",
+    hooks: Callable[[list[int], int], dict[str, Any]] | None = None,
 ) -> tuple[list[list[Sample]], dict[str, Any]]:
     """Samples for each prompt (in the given order) and throughput stats.
 
@@ -182,6 +183,9 @@ def generate(
     :class:`Sample` for ``prompts[i]``; ``stats`` is ``{"new_tokens", "seconds", "tokens_per_s",
     "batches"}``. ``key`` names the recipe section in errors. Greedy decoding (``temperature: 0``)
     is batch-independent in fp32: a prompt gets the same tokens alone or among others.
+
+    ``hooks(indices, rows_per_prompt)``, when given, returns extra ``model.generate`` arguments for
+    the batch of ``prompts[indices]`` (its rows in that order): a streamer, stopping criteria.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -220,6 +224,7 @@ def generate(
                     position_ids=pos,
                     generation_config=gc,
                     tokenizer=tokenizer if stops else None,
+                    **(hooks(idx, per_row) if hooks is not None else {}),
                 )
             seconds += time.perf_counter() - began
             batches += 1
