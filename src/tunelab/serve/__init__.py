@@ -20,9 +20,11 @@ STAGE = register(
         outputs=("export/model", "export/manifest.json"),
         section=ExportConfig,
         options=(
-            Option("quantize", None, "int8: also write a dynamically quantized int8 model", str),
-            Option("format", None, "gguf: also write GGUF files (f16, q8_0) for llama.cpp and Ollama", str),
-            Option("dtype", None, "weights of the merged folder: auto, fp32, bf16 or fp16", str),
+            Option("quantize", None, "int8: also write a dynamically quantized int8 model", str, reruns=True),
+            Option(
+                "format", None, "gguf: also GGUF files (f16, q8_0) for llama.cpp and Ollama", str, reruns=True
+            ),
+            Option("dtype", None, "weights of the merged folder: auto, fp32, bf16 or fp16", str, reruns=True),
         ),
     )
 )

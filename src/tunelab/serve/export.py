@@ -37,6 +37,8 @@ def run(
 ) -> StageResult:
     """Write ``export/model`` (merged safetensors), ``export/manifest.json`` and the asked-for extras."""
     cfg = _settings(recipe.section("export"), quantize=quantize, format=format, dtype=dtype)
+    if cfg.format == "gguf" and recipe.task not in ("sft", "lm"):
+        raise ValueError(f"export.format: gguf is for causal LMs (sft, lm); this run's task is {recipe.task}")
     run_dir.require(f"model/{MODEL_INFO}", "train")
     task = get_task(recipe.task)
     labels = run_dir.labels() if task.has_labels else None
@@ -193,8 +195,6 @@ def _export_gguf(recipe: Recipe, cfg: ExportConfig, tmp: Path, rows: list[dict])
     """GGUF files of the merged folder, each loaded back and compared with it on a few prompts."""
     from tunelab.serve.gguf import compare_greedy, write_gguf
 
-    if recipe.task not in ("sft", "lm"):
-        raise ValueError(f"export.format: gguf is for causal LMs (sft, lm); this run's task is {recipe.task}")
     prompts = [_prompt_of(r) for r in rows[: cfg.verify_prompts]]
     out = []
     for gguf_type in cfg.gguf_types:
