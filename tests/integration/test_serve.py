@@ -246,3 +246,24 @@ def test_bounded_load_test_loses_nothing(sft_server):
     assert len(statuses) == n and set(statuses) == {200}  # no 5xx, no 429, nothing lost
     p50, p95 = np.percentile(latencies, [50, 95])
     print(f"\nload test: {n} chat requests at concurrency {concurrency}: p50 {p50:.3f} s, p95 {p95:.3f} s")
+
+
+def test_llama_cpp_engine_answers_like_the_default_engine(sft_server, sft_exported):
+    pytest.importorskip("llama_cpp", reason="the llamacpp extra is not installed")
+    srv, served = sft_server
+    _, root = sft_exported
+    app, cpp = served_app(root, engine="llama.cpp", gguf=str(root / "export" / "gguf" / "model-f16.gguf"))
+    assert app.state.tunelab.engine.name == "llama.cpp"
+    with BackgroundServer(app) as other:
+        for prompt in ["hello", "tell me a joke", "who are you"]:
+            messages = [{"role": "user", "content": prompt}]
+            ask = {"messages": messages, "temperature": 0, "max_tokens": 8}
+            ours = _client(srv).chat.completions.create(model=served.model_id, **ask)
+            theirs = _client(other, key="unused").chat.completions.create(model=cpp.model_id, **ask)
+            assert theirs.choices[0].message.content == ours.choices[0].message.content
+            assert theirs.usage == ours.usage
+            streamed = _client(other, key="unused").chat.completions.create(
+                model=cpp.model_id, stream=True, **ask
+            )
+            text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+            assert text == ours.choices[0].message.content

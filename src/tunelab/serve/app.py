@@ -105,29 +105,8 @@ def create_app(served: Served, engine: Any, cfg: ServeConfig, keys: list[str]) -
     app.state.tunelab = state
     errors.install(app)
 
-    @app.middleware("http")
-    async def _guard(request: Request, call_next):
-        began = time.perf_counter()
-        route = request.url.path
-        if route not in OPEN_PATHS and not key_ok(request.headers.get("authorization"), keys):
-            response: Response = errors.error_response(
-                APIError(
-                    401,
-                    "missing or invalid API key: send 'Authorization: Bearer <key>'",
-                    code="invalid_api_key",
-                )
-            )
-        else:
-            try:
-                response = await call_next(request)
-            except APIError as exc:
-                response = errors.error_response(exc)
-        known = route if route in KNOWN_ROUTES else "other"
-        metrics.requests.labels(known, str(response.status_code)).inc()
-        metrics.latency.labels(known).observe(time.perf_counter() - began)
-        return response
-
-    app.add_middleware(BodyLimit, limit=cfg.max_body_bytes)  # outermost: before keys and routes
+    app.add_middleware(BodyLimit, limit=cfg.max_body_bytes)
+    app.add_middleware(Guard, keys=keys, metrics=metrics)  # outermost: keys first, every answer counted
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -157,8 +136,8 @@ def create_app(served: Served, engine: Any, cfg: ServeConfig, keys: list[str]) -
                 "dimensions is not supported: the model's full embeddings are returned",
                 param="dimensions",
             )
-        vectors = await state.wait(state.submit(("embed",), texts, size=len(texts)), request)
-        n_tokens = sum(engine.count_tokens(texts))
+        got = await state.wait(state.submit(("embed",), texts, size=len(texts)), request)
+        vectors, n_tokens = [v for v, _ in got], sum(n for _, n in got)
         metrics.tokens.labels("prompt").inc(n_tokens)
         data = [
             {"object": "embedding", "index": i, "embedding": _encode_vector(v, body.encoding_format)}
@@ -172,9 +151,9 @@ def create_app(served: Served, engine: Any, cfg: ServeConfig, keys: list[str]) -
         state.check_model(body.model)
         state.require("classifier", route="/v1/classify")
         texts = _texts(body.input, served.tokenizer, "input", cfg.max_inputs)
-        probs = await state.wait(state.submit(("classify",), texts, size=len(texts)), request)
+        got = await state.wait(state.submit(("classify",), texts, size=len(texts)), request)
+        probs, n_tokens = [p for p, _ in got], sum(n for _, n in got)
         labels = served.labels or [str(i) for i in range(len(probs[0]))]
-        n_tokens = sum(engine.count_tokens(texts))
         metrics.tokens.labels("prompt").inc(n_tokens)
         data = []
         for i, p in enumerate(probs):
@@ -207,6 +186,44 @@ KNOWN_ROUTES = frozenset(
         "/v1/classify",
     }
 )
+
+
+class Guard:
+    """ASGI middleware: the API key on every route but ``/healthz``, and each answer counted and timed.
+
+    Plain ASGI rather than ``@app.middleware("http")``, whose per-request cost showed in the
+    classification throughput (benchmarks/serve_throughput.py).
+    """
+
+    def __init__(self, app, keys: list[str], metrics: ServerMetrics) -> None:
+        self.app, self.keys, self.metrics = app, keys, metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        began, path = time.perf_counter(), scope["path"]
+        status = [500]
+
+        async def send_counted(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            if path not in OPEN_PATHS:
+                auth = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+                if not key_ok(auth, self.keys):
+                    refusal = APIError(
+                        401,
+                        "missing or invalid API key: send 'Authorization: Bearer <key>'",
+                        code="invalid_api_key",
+                    )
+                    return await errors.error_response(refusal)(scope, receive, send_counted)
+            await self.app(scope, receive, send_counted)
+        finally:
+            route = path if path in KNOWN_ROUTES else "other"
+            self.metrics.requests.labels(route, str(status[0])).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - began)
 
 
 def run_batch(engine: Any, key: Hashable, payloads: list[Any]) -> list[Any]:

@@ -85,22 +85,24 @@ class TransformersEngine:
         return dict(tok.pad({"input_ids": enc["input_ids"]}, padding=True, return_tensors="pt"))
 
     @torch.inference_mode()
-    def classify(self, texts: list[str]) -> list[list[float]]:
-        """Class probabilities of each text, as the evaluate stage computes them."""
-        logits = self.served.model(**self._encode(texts)).logits.float()
-        return torch.softmax(logits, dim=-1).tolist()
+    def classify(self, texts: list[str]) -> list[tuple[list[float], int]]:
+        """(class probabilities, tokens) of each text, the probabilities as the evaluate stage has them."""
+        batch = self._encode(texts)
+        logits = self.served.model(**batch).logits.float()
+        return list(zip(torch.softmax(logits, dim=-1).tolist(), _lengths(batch), strict=True))
 
     @torch.inference_mode()
-    def embed(self, texts: list[str]) -> list[list[float]]:
-        """Mean-pooled, L2-normalised last hidden states of the encoder (sentence-transformers style)."""
+    def embed(self, texts: list[str]) -> list[tuple[list[float], int]]:
+        """(embedding, tokens) of each text: mean-pooled, L2-normalised last hidden states of the encoder
+        (sentence-transformers style)."""
         batch = self._encode(texts)
         model = self.served.model
         encoder = getattr(model, "base_model", model) if self.served.kind == "classifier" else model
         hidden = encoder(**batch).last_hidden_state.float()
         mask = batch["attention_mask"].unsqueeze(-1).float()
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return torch.nn.functional.normalize(pooled, dim=-1).tolist()
+        return list(zip(torch.nn.functional.normalize(pooled, dim=-1).tolist(), _lengths(batch), strict=True))
 
-    def count_tokens(self, texts: list[str]) -> list[int]:
-        enc = self.served.tokenizer(texts, truncation=True, max_length=self.served.max_length)
-        return [len(ids) for ids in enc["input_ids"]]
+
+def _lengths(batch: dict[str, torch.Tensor]) -> list[int]:
+    return batch["attention_mask"].sum(-1).tolist()

@@ -110,6 +110,3 @@ class LlamaCppEngine:
         ended = bool(new) and new[-1] in self.ends
         finish = "stop" if ended or stopped or len(new) < d.max_new_tokens else "length"
         return Sample(text=text, token_ids=new, n_tokens=len(new), finish_reason=finish)
-
-    def count_tokens(self, texts: list[str]) -> list[int]:
-        return [len(self.served.tokenizer(t)["input_ids"]) for t in texts]

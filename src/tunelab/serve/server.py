@@ -88,9 +88,7 @@ def serve_forever(target: Path | str, cfg: ServeConfig, say=print) -> None:
     server = _uvicorn(app, cfg.host, cfg.port)
     engine = app.state.tunelab.engine.name
     say(f"serving {served.model_id} ({served.kind}, {engine} engine) from {served.source}")
-    say(
-        f"  OpenAI base URL: http://{_url_host(cfg.host)}:{cfg.port}/v1 (also /healthz, /metrics)"
-    )
+    say(f"  OpenAI base URL: http://{_url_host(cfg.host)}:{cfg.port}/v1 (also /healthz, /metrics)")
     say(f"  API keys: {len(keys)}" if keys else "  no API key set: anyone who can reach the port can use it")
     say("  Ctrl-C stops it")
     server.run()
