@@ -32,6 +32,20 @@ def run(
     for result in results:
         show_result(result)
     show_summary(results, Path(r.run_dir_path()))
+    fail_on_gates(results)
+
+
+def fail_on_gates(results) -> None:
+    """Exit non-zero when a stage's gates were breached (the audit's), naming each breach."""
+    from tunelab.cli.common import say
+
+    failed = [(r.stage, r.metrics["gates_failed"]) for r in results if r.metrics.get("gates_failed")]
+    for stage, breaches in failed:
+        say((f"{stage} gates failed:", "bold red"))
+        for breach in breaches.split("; "):
+            say(f"  - {breach}")
+    if failed:
+        raise typer.Exit(3)
 
 
 def stage_verb(stage: Stage) -> Callable[..., None]:
@@ -46,6 +60,7 @@ def stage_verb(stage: Stage) -> Callable[..., None]:
         result = run_stage(stage.name, r, force=force, **options)
         show_result(result)
         show_summary([result], Path(r.run_dir_path()))
+        fail_on_gates([result])
 
     params = [
         inspect.Parameter("recipe", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=RecipeArg),
