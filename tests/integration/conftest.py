@@ -3,7 +3,6 @@ and exported once per session (seconds each), for the export and serve tests."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ def sft_exported(tiny_llama, tmp_path_factory) -> tuple:
     out = tmp_path_factory.mktemp("sft-export")
     raw = sft_recipe(tiny_llama, write_jsonl(out / "qa.jsonl", qa_rows(160)), out, epochs=1)
     raw["stages"] = ["data", "train", "evaluate", "export", "generate"]
-    raw["export"] = {"quantize": "int8", "format": os.environ.get("TL_GGUF", "gguf"), "verify_prompts": 3, "verify_max_new_tokens": 8}
+    raw["export"] = {"quantize": "int8", "format": "gguf", "verify_prompts": 3, "verify_max_new_tokens": 8}
     raw["generate"] = {"n_prompts": 4, "decoding": {"temperature": 0, "max_new_tokens": 8}}
     recipe = validate_recipe(raw)
     run_pipeline(recipe)
