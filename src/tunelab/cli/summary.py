@@ -130,12 +130,12 @@ def show_summary(results: Iterable[Any], run_dir: Path) -> None:
     report = run_dir / DATA_REPORT
     if any(r.stage == "data" for r in results) and report.is_file():
         say("data report: ", (str(report), "bold"), highlight=False)
-    for result in results:  # other stages' pages (explain/index.html, ...)
-        for page in (
-            a for a in getattr(result, "artifacts", None) or [] if a.endswith(".html") and a != DATA_REPORT
-        ):
-            if (run_dir / page).is_file():
-                say(f"{result.stage} page: ", (str(run_dir / page), "bold"), highlight=False)
+    for result in results:  # other stages' pages (explain/index.html, ..., the run's report.html last)
+        for page in (a for a in getattr(result, "artifacts", None) or [] if a.endswith(".html")):
+            path = run_dir / page
+            if path.is_file() and path.resolve() != report.resolve():
+                label = "run report" if result.stage == "report" else f"{result.stage} page"
+                say(f"{label}: ", (str(path), "bold"), highlight=False)
     show_warnings(collect_warnings(results, run_dir))
 
 
