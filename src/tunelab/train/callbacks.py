@@ -63,3 +63,4 @@ class Plan:
     batch_order: BatchOrder | None = None
     param_groups: ParamGroups | None = None
     metrics: list[str] = field(default_factory=list)  # validation metrics a strategy reads
+    on_log: Callable[[dict[str, Any]], None] | None = None  # sees each train-log row (experiment tracking)

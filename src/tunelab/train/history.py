@@ -7,6 +7,7 @@ Entries: ``{"step", "epoch", "loss", "lr", "tokens_per_s"}`` every ``log_every``
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +18,16 @@ if TYPE_CHECKING:
 
 
 class TrainLog:
-    """Appends to the history and, on the main process, to the log file."""
+    """Appends to the history and, on the main process, to the log file and ``on_append`` (a tracker)."""
 
-    def __init__(self, path: Path, history: list[dict[str, Any]], main: bool) -> None:
-        self.path, self.history, self.main = path, history, main
+    def __init__(
+        self,
+        path: Path,
+        history: list[dict[str, Any]],
+        main: bool,
+        on_append: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.path, self.history, self.main, self.on_append = path, history, main, on_append
 
     def restart(self) -> None:
         """Rewrite the file from the history: a resumed run drops the lines logged after its checkpoint."""
@@ -32,6 +39,8 @@ class TrainLog:
         if self.main:
             with self.path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry) + "\n")
+            if self.on_append is not None:
+                self.on_append(entry)
 
 
 class LossWindow:

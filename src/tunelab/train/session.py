@@ -122,7 +122,7 @@ class Session:
             resumed_from = state.global_step
         elif acc.is_main_process:  # a fresh start: stale checkpoints must not leak into this run
             shutil.rmtree(paths.checkpoints, ignore_errors=True)
-        log = TrainLog(paths.log, state.history, acc.is_main_process)
+        log = TrainLog(paths.log, state.history, acc.is_main_process, plan.on_log)
         log.restart()
         ctx = FitContext(
             raw, optimizer, scheduler, state, cfg, schedule.total, schedule.steps_per_epoch, inputs.train

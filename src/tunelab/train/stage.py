@@ -27,6 +27,7 @@ def run(
     from tunelab.train.loop import fit
     from tunelab.train.session import FitInputs, FitPaths
     from tunelab.train.strategies import StrategySetup, build_plan
+    from tunelab.train.tracking import open_tracker
 
     task = get_task(recipe.task)
     labels = run_dir.labels() if task.has_labels else None
@@ -46,14 +47,21 @@ def run(
     plan = build_plan(recipe.train.strategies, setup)
     plan.callbacks += list(callbacks or [])
     run_dir.metrics.mkdir(parents=True, exist_ok=True)
-    result = fit(
-        FitInputs(model, tokenizer, task, train, val),
-        recipe.train,
-        recipe.run.seed,
-        FitPaths(run_dir.checkpoints, run_dir.metrics / "train_log.jsonl"),
-        resume=resume,
-        plan=plan,
-    )
+    tracker = open_tracker(recipe, run_dir, resume) if PartialState().is_main_process else None
+    plan.on_log = tracker.log_entry if tracker else None
+    try:
+        result = fit(
+            FitInputs(model, tokenizer, task, train, val),
+            recipe.train,
+            recipe.run.seed,
+            FitPaths(run_dir.checkpoints, run_dir.metrics / "train_log.jsonl"),
+            resume=resume,
+            plan=plan,
+        )
+    except BaseException:
+        if tracker:
+            tracker.close()
+        raise
     if not PartialState().is_main_process:  # under accelerate launch only rank 0 writes
         return StageResult("train", metrics={"rank": PartialState().process_index})
     learned = task.after_fit(model, val, tokenizer, recipe)  # e.g. a decision threshold
@@ -79,4 +87,6 @@ def run(
         **({"learned": learned} if learned else {}),
     }
     atomic_write_json(run_dir.metrics / "train_summary.json", summary)
+    if tracker:
+        tracker.finish(summary, [run_dir.metrics / "train_summary.json"])
     return StageResult("train", metrics=summary, artifacts=["model/", "metrics/train_log.jsonl"])
