@@ -56,11 +56,14 @@ def main() -> None:
         batched = class_probs(model, tok, everything, recipe.model.max_length, batch_size=32)
         t_batched = time.perf_counter() - began
         began = time.perf_counter()
-        single = np.concatenate([class_probs(model, tok, [t], recipe.model.max_length, 1) for t in everything])
+        single = np.concatenate(
+            [class_probs(model, tok, [t], recipe.model.max_length, 1) for t in everything]
+        )
         t_single = time.perf_counter() - began
         print(f"  batched (32, length-sorted): {t_batched:7.1f} s")
         print(f"  one text at a time:          {t_single:7.1f} s")
-        print(f"  speed-up: {t_single / t_batched:.1f}x; largest probability difference {np.abs(batched - single).max():.1e}")
+        gap = np.abs(batched - single).max()
+        print(f"  speed-up: {t_single / t_batched:.1f}x; largest probability difference {gap:.1e}")
         orig, swap = batched[: len(texts)], batched[len(texts) :]
         for category in KNOWN_CATEGORIES:
             idx = [k for k, p in enumerate(pairs) if p.category == category]

@@ -62,18 +62,28 @@ def run_side(run_dir: Path, packing: bool, batch_size: int, max_steps: int | Non
     from tunelab.pipeline import run_stage
 
     overrides = [
-        f"run.output_dir={run_dir.parent}", f"run.name={run_dir.name}",
-        f"train.packing={str(packing).lower()}", f"train.batch_size={batch_size}", "train.epochs=1",
-        "train.eval_every=1000000", "train.log_every=1000000",  # one validation, at the end
+        f"run.output_dir={run_dir.parent}",
+        f"run.name={run_dir.name}",
+        f"train.packing={str(packing).lower()}",
+        f"train.batch_size={batch_size}",
+        "train.epochs=1",
+        "train.eval_every=1000000",
+        "train.log_every=1000000",  # one validation, at the end
     ]
     if max_steps:
         overrides.append(f"train.max_steps={max_steps}")
     recipe = load_recipe(RECIPE, overrides)
     m = run_stage("train", recipe, force=True).metrics
-    return {"examples": m["train_examples"], "rows": m["train_rows"], "steps": m["steps"],
-            "fit_seconds": m["seconds"], "tokens_per_s": m["train_tokens_per_s"],
-            "padding_share": padding_share(recipe, run_dir, m["steps"]),
-            "val_loss": m["final_validation"]["loss"], "val_perplexity": m["final_validation"]["perplexity"]}
+    return {
+        "examples": m["train_examples"],
+        "rows": m["train_rows"],
+        "steps": m["steps"],
+        "fit_seconds": m["seconds"],
+        "tokens_per_s": m["train_tokens_per_s"],
+        "padding_share": padding_share(recipe, run_dir, m["steps"]),
+        "val_loss": m["final_validation"]["loss"],
+        "val_perplexity": m["final_validation"]["perplexity"],
+    }
 
 
 def main() -> None:
@@ -81,8 +91,12 @@ def main() -> None:
     ap.add_argument("--train-rows", type=int, default=96)
     ap.add_argument("--val-rows", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=8, help="rows per batch (packed rows with packing)")
-    ap.add_argument("--max-steps", type=int, default=None,
-                    help="cap each side at this many steps (then they see different data)")
+    ap.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="cap each side at this many steps (then they see different data)",
+    )
     ap.add_argument("--side", choices=["plain", "packed"], help=argparse.SUPPRESS)
     ap.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -95,24 +109,41 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = prepare(Path(tmp), args.train_rows, args.val_rows)
         for side in ("plain", "packed"):  # the baseline first
-            cmd = [sys.executable, __file__, "--side", side, "--run-dir", str(run_dir),
-                   "--batch-size", str(args.batch_size)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--side",
+                side,
+                "--run-dir",
+                str(run_dir),
+                "--batch-size",
+                str(args.batch_size),
+            ]
             if args.max_steps:
                 cmd += ["--max-steps", str(args.max_steps)]
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode:
                 sys.exit(f"the {side} run failed:\n{out.stderr[-3000:]}")
             line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
-            results[side] = json.loads(line[len("RESULT "):])
+            results[side] = json.loads(line[len("RESULT ") :])
     plain, packed = results["plain"], results["packed"]
     span = f"max {args.max_steps} steps" if args.max_steps else "1 epoch"
-    print(f"\nSFT SmolLM2-135M-Instruct + LoRA (r=16), chatterbot: {args.train_rows} train rows, {span}, "
-          f"{args.val_rows} validation rows, batch {args.batch_size} rows, max_length 128, "
-          f"torch threads {_threads()}")
+    print(
+        f"\nSFT SmolLM2-135M-Instruct + LoRA (r=16), chatterbot: {args.train_rows} train rows, {span}, "
+        f"{args.val_rows} validation rows, batch {args.batch_size} rows, max_length 128, "
+        f"torch threads {_threads()}"
+    )
     print(f"{'':<18}{'no packing':>14}{'packing':>14}{'ratio':>9}")
-    for key, fmt in (("examples", "{:,}"), ("rows", "{:,}"), ("steps", "{:,}"), ("fit_seconds", "{:.1f}"),
-                     ("tokens_per_s", "{:,.0f}"), ("padding_share", "{:.1%}"), ("val_loss", "{:.4f}"),
-                     ("val_perplexity", "{:.2f}")):
+    for key, fmt in (
+        ("examples", "{:,}"),
+        ("rows", "{:,}"),
+        ("steps", "{:,}"),
+        ("fit_seconds", "{:.1f}"),
+        ("tokens_per_s", "{:,.0f}"),
+        ("padding_share", "{:.1%}"),
+        ("val_loss", "{:.4f}"),
+        ("val_perplexity", "{:.2f}"),
+    ):
         ratio = packed[key] / plain[key] if plain[key] else float("nan")
         print(f"{key:<18}{fmt.format(plain[key]):>14}{fmt.format(packed[key]):>14}{ratio:>8.2f}x")
 

@@ -152,6 +152,7 @@ def main() -> None:
             if args.skip_generation:
                 raise ImportError
             import llama_cpp  # noqa: F401
+
             from tunelab.serve.gguf import write_gguf
 
             gguf = Path(tmp) / "model-q8_0.gguf"
@@ -163,9 +164,7 @@ def main() -> None:
                 results[label] = tokens / seconds
                 rows.append((label, seconds, tokens / seconds, args.requests / seconds))
         except ImportError:
-            print(
-                "  (llama-cpp-python is not installed: pip install 'tunelab[llamacpp]' for the llama.cpp rows)"
-            )
+            print("  (llama-cpp-python is missing: pip install 'tunelab[llamacpp]' for the llama.cpp rows)")
         for label, seconds, tps, rps in rows:
             print(f"  {label:<46} {seconds:7.1f} s  {tps:7.1f} new tokens/s  {rps:5.2f} requests/s")
         if runs:
