@@ -13,7 +13,7 @@ LAYERS: list[set[str]] = [
     {"registry", "batching", "html"},
     {"runs", "stages"},
     {"config"},
-    {"pipeline", "metrics", "models"},
+    {"pipeline", "metrics", "models", "tracking"},
     {"tasks"},
     {"data", "train", "evaluate"},
     {"explain", "generate", "audit", "serve", "report"},

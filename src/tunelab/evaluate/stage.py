@@ -40,7 +40,7 @@ def run(recipe: Recipe, run_dir: RunDir) -> StageResult:
         comparison["tuned"] = {k: tuned_metrics[k] for k in names if k in tuned_metrics}
     atomic_write_json(run_dir.metrics / "comparison.json", comparison)
     if recipe.train.tracking.backends():
-        from tunelab.train.tracking import log_evaluation
+        from tunelab.tracking import log_evaluation
 
         log_evaluation(recipe, run_dir, {k: tuned_metrics[k] for k in names if k in tuned_metrics})
     return StageResult(

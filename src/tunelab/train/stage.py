@@ -24,10 +24,10 @@ def run(
     from tunelab.models.freeze import freeze
     from tunelab.tasks import get_task
     from tunelab.tasks.base import MODEL_INFO
+    from tunelab.tracking import open_tracker
     from tunelab.train.loop import fit
     from tunelab.train.session import FitInputs, FitPaths
     from tunelab.train.strategies import StrategySetup, build_plan
-    from tunelab.train.tracking import open_tracker
 
     task = get_task(recipe.task)
     labels = run_dir.labels() if task.has_labels else None
@@ -47,7 +47,9 @@ def run(
     plan = build_plan(recipe.train.strategies, setup)
     plan.callbacks += list(callbacks or [])
     run_dir.metrics.mkdir(parents=True, exist_ok=True)
-    tracker = open_tracker(recipe, run_dir, resume) if PartialState().is_main_process else None
+    tracker = None
+    if PartialState().is_main_process and recipe.train.tracking.backends():
+        tracker = open_tracker(recipe, run_dir, _resume_step(run_dir) if resume else None)
     plan.on_log = tracker.log_entry if tracker else None
     try:
         result = fit(
@@ -90,3 +92,15 @@ def run(
     if tracker:
         tracker.finish(summary, [run_dir.metrics / "train_summary.json"])
     return StageResult("train", metrics=summary, artifacts=["model/", "metrics/train_log.jsonl"])
+
+
+def _resume_step(run_dir: RunDir) -> int | None:
+    """The step of the checkpoint a resume starts from (tracking skips what it logged before)."""
+    import json
+
+    from tunelab.train.checkpoint import STATE, latest_checkpoint
+
+    ckpt = latest_checkpoint(run_dir.checkpoints)
+    if ckpt is None:
+        return None
+    return int(json.loads((ckpt / STATE).read_text(encoding="utf-8"))["trainer"]["global_step"])

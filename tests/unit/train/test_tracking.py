@@ -121,7 +121,7 @@ def test_backend_none_imports_neither_package(tiny_bert, tmp_path):
     script = (
         "import sys\n"
         "from tunelab.config import validate_recipe\n"
-        "from tunelab.train.tracking import open_tracker, log_evaluation\n"
+        "from tunelab.tracking import open_tracker, log_evaluation\n"
         "from tunelab.runs import RunDir\n"
         f"r = validate_recipe({recipe.model_dump(mode='json')!r})\n"
         "d = RunDir(r.run_dir_path())\n"

@@ -183,17 +183,19 @@ class Tracker:
         self.backends = []
 
 
-def open_tracker(recipe: Recipe, run_dir: RunDir, resume: bool) -> Tracker | None:
-    """The tracker for ``recipe.train.tracking``, or ``None`` when it is off (nothing is imported)."""
+def open_tracker(recipe: Recipe, run_dir: RunDir, resume_step: int | None) -> Tracker | None:
+    """The tracker for ``recipe.train.tracking``, or ``None`` when it is off (nothing is imported).
+
+    ``resume_step``: the checkpoint step a resumed run starts from (None: a fresh run).
+    """
     names = recipe.train.tracking.backends()
     if not names:
         return None
     run_dir.metrics.mkdir(parents=True, exist_ok=True)
-    resume_step = checkpoint_step(run_dir.checkpoints) if resume else None
     backends: list[Any] = []
     for name in names:
         if name == "mlflow":
-            backends.append(_MLflow(recipe, run_dir, resume and resume_step is not None))
+            backends.append(_MLflow(recipe, run_dir, resume_step is not None))
         else:
             backends.append(_TensorBoard(recipe, run_dir, resume_step))
     return Tracker(backends)
@@ -248,16 +250,6 @@ def tracking_uri(uri: str | None, run_dir: RunDir) -> str:
     if uri and "://" in uri:
         return uri
     return Path(uri or run_dir.path("mlruns")).resolve().as_uri()
-
-
-def checkpoint_step(folder: Path) -> int | None:
-    """The step of the checkpoint a resume starts from, or ``None`` when there is none."""
-    from tunelab.train.checkpoint import STATE, latest_checkpoint
-
-    ckpt = latest_checkpoint(folder)
-    if ckpt is None:
-        return None
-    return int(json.loads((ckpt / STATE).read_text(encoding="utf-8"))["trainer"]["global_step"])
 
 
 def _read_saved(path: Path) -> dict[str, Any]:
