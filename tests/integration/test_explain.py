@@ -131,6 +131,7 @@ def test_artifacts_global_view_and_layers(planted_run):
     assert max(p["accuracy"] for p in layers["probe"]) > max(p["majority"] for p in layers["probe"])
     assert min(c["cka"] for c in layers["cka"]) < 1 - 1e-3  # fine-tuning changed the network somewhere
     page = (folder / "index.html").read_text()
+    assert "could not be rendered" not in page  # every section rendered
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     assert "<script" not in page.lower()
     # special tokens are never ranked: they belong to no word
@@ -152,10 +153,10 @@ def test_integrated_gradients_completeness(planted_run):
     # f (the target logit) computed apart from captum
     f_x = p.class_scores([subject.ids], logits=True)[0, subject.target]
     f_b = p.class_scores([baseline_ids(ctx, subject)], logits=True)[0, subject.target]
-    delta = got.info["convergence_delta"]
-    assert abs(got.token_scores.sum() - (f_x - f_b)) <= abs(delta) + 1e-5
-    assert f_x - f_b > 0.5  # the planted word moves the prediction: the check is not trivially 0 = 0
-    assert abs(delta) < 0.05 * (f_x - f_b)  # with enough steps the reported delta is small
+    assert f_x - f_b > 0.2  # the planted word moves the prediction: the check is not trivially 0 = 0
+    # completeness against those separate passes, not against captum's own convergence delta
+    assert got.token_scores.sum() == pytest.approx(f_x - f_b, rel=0.02)
+    assert abs(got.info["convergence_delta"]) < 0.05 * (f_x - f_b)  # and captum agrees
 
 
 def test_attention_maps_and_rollout_from_an_sdpa_model(planted_run):
@@ -198,6 +199,7 @@ def test_cli_text_long_text_and_base(planted_run, capsys):
     assert len(ex) == 1 and ex[0]["truncated"] and ex[0]["source"] == "given"
     page = (root / "explain" / "index.html").read_text()
     assert "longer than model.max_length" in page
+    assert "the end of the text was cut" in page and "could not be rendered" not in page
     assert main(["explain", str(path), "--base", "--n", "2"]) == 0
     assert "base model" in (root / "explain" / "index.html").read_text()
     capsys.readouterr()
@@ -208,6 +210,7 @@ def test_cli_text_long_text_and_base(planted_run, capsys):
     [
         ({"methods": ["integrated_gradients", "nope"]}, "unknown method(s) ['nope']; known:"),
         ({"shap_max_evals": 0}, "explain.shap_max_evals"),
+        ({"lime_num_samples": 10}, "explain.lime_num_samples"),
         ({"colour": "red"}, "explain.colour"),
     ],
 )
@@ -223,6 +226,9 @@ def test_bad_input_messages(planted_run, tiny_bert, tmp_path, capsys):
     _, _, path = planted_run
     assert main(["explain", str(path), "--text", "   "]) == 1
     assert "empty text" in capsys.readouterr().err
+    assert main(["explain", str(path), "--split", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert "'nope'" in err and "train, validation, test" in err and "tunelab data" not in err
     # a run with data but no trained model says which stage to run first
     raw = _raw(tiny_bert, tmp_path)
     fresh = tmp_path / "fresh.yaml"
@@ -260,4 +266,5 @@ def test_causal_lm_answer_attribution_and_logit_lens(tiny_llama, tmp_path):
     lens = json.loads((folder / "layers.json").read_text())["logit_lens"]
     assert lens["last_layer_max_abs_diff"] < 1e-3
     assert json.loads((folder / "faithfulness.json").read_text())["units"].startswith("log-probability")
-    assert (folder / "index.html").is_file()
+    page = (folder / "index.html").read_text()
+    assert "could not be rendered" not in page

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from tunelab.config import Recipe
-from tunelab.explain.choose import prompt_and_answer
+from tunelab.explain.choose import row_causal_subject, skip_note
 from tunelab.explain.context import Context
 from tunelab.explain.registry import get_method
-from tunelab.explain.subject import Subject, causal_subject, classifier_subject
+from tunelab.explain.subject import Subject, classifier_subject
 from tunelab.runs import RunDir
 
 log = logging.getLogger("tunelab.explain")
@@ -25,14 +25,24 @@ def _sample(rows: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any
     return rows if len(rows) <= n else random.Random(seed).sample(rows, n)
 
 
-def _subject(ctx: Context, row: dict[str, Any]) -> Subject | None:
-    try:
-        if ctx.kind == "classifier":
-            return classifier_subject(ctx.tokenizer, str(row["text"]), ctx.max_length)
-        prompt, answer = prompt_and_answer(row)
-        return causal_subject(ctx.tokenizer, prompt, answer, ctx.max_length, ctx.chat)
-    except ValueError:  # an empty text or answer: nothing to attribute
-        return None
+def _subject(ctx: Context, row: dict[str, Any]) -> Subject:
+    if ctx.kind == "classifier":
+        return classifier_subject(ctx.tokenizer, str(row["text"]), ctx.max_length)
+    return row_causal_subject(ctx, row)
+
+
+def _subjects(ctx: Context, rows: list[dict[str, Any]], what: str, notes: list[str]) -> list[Subject]:
+    """The rows that can be attributed; the others (an empty text or answer, an answer that leaves
+    no room for its prompt) are skipped, and a note says how many."""
+    out, skipped = [], []
+    for i, row in enumerate(rows):
+        try:
+            out.append(_subject(ctx, row))
+        except ValueError as exc:
+            skipped.append(f"sampled row {i}: {exc}")
+    if skipped:
+        notes.append(skip_note(what, skipped, len(rows)))
+    return out
 
 
 def global_view(ctx: Context, rows: list[dict[str, Any]], notes: list[str]) -> dict[str, Any] | None:
@@ -49,7 +59,7 @@ def global_view(ctx: Context, rows: list[dict[str, Any]], notes: list[str]) -> d
     if ctx.kind not in method.kinds or not method.attribution:
         notes.append(f"global importance: {g.method} cannot attribute a {ctx.kind}")
         return None
-    subjects = [s for r in _sample(rows, g.n, ctx.seed) if (s := _subject(ctx, r)) is not None]
+    subjects = _subjects(ctx, _sample(rows, g.n, ctx.seed), "global importance", notes)
     if not subjects:
         notes.append("global importance: no example of the split could be attributed")
         return None
@@ -115,13 +125,13 @@ def layer_view(
         return None
     out: dict[str, Any] = {"probe": None, "cka": None, "logit_lens": None}
     val = _sample(run_dir.split_rows("validation"), lc.max_examples, ctx.seed)
-    val_batches = _batches(ctx, val)
+    val_batches = _batches(ctx, val, notes)
     if lc.probe and ctx.kind == "classifier" and ctx.predictor.output == "softmax":
         train = _sample(run_dir.split_rows("train"), lc.max_examples, ctx.seed)
         index = {lab: i for i, lab in enumerate(ctx.labels)}
         try:
             out["probe"] = probe_by_layer(
-                layer_states(ctx.model, _batches(ctx, train)),
+                layer_states(ctx.model, _batches(ctx, train, notes)),
                 [index[str(r["label"])] for r in train],
                 layer_states(ctx.model, val_batches),
                 [index[str(r["label"])] for r in val],
@@ -156,14 +166,14 @@ def _cka(ctx: Context, recipe: Recipe, batches, cka_by_layer, layer_states) -> l
         del base
 
 
-def _batches(ctx: Context, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _batches(ctx: Context, rows: list[dict[str, Any]], notes: list[str]) -> list[dict[str, Any]]:
     """Right-padded batches of the rows' texts (classifiers) or prompts with answers (causal LMs)."""
     import torch
 
     if ctx.kind == "classifier":
         ids = ctx.predictor.encode_texts([str(r["text"]) for r in rows], ctx.max_length)
     else:
-        ids = [s.ids for r in rows if (s := _subject(ctx, r)) is not None]
+        ids = [s.ids for s in _subjects(ctx, rows, "layer-wise analysis", notes)]
     out = []
     pad = ctx.predictor.pad_id
     for start in range(0, len(ids), ctx.cfg.batch_size):

@@ -3,7 +3,8 @@
 transformers 5 loads models with SDPA attention, which returns no attention weights; the model is
 switched to eager attention while the maps are taken, and a model that still returns none is an
 error, never ``None`` handed on. As an attribution, ``attention`` is the rollout row of the token
-the prediction is read from ([CLS] for an encoder, the last prompt token for a causal LM).
+the prediction is read from ([CLS] for an encoder, the last real token for a decoder classifier or
+a head that pools ``last``, the last prompt token for a causal LM).
 """
 
 from __future__ import annotations
@@ -66,10 +67,29 @@ def rollout(maps: np.ndarray, residual: float = 0.5) -> np.ndarray:
 
 
 def read_position(ctx: Context, subject: Subject) -> int:
-    """The token whose representation the prediction is read from."""
+    """The token whose representation the prediction is read from.
+
+    A causal LM reads its answer from the last prompt token. A classifier reads the last real
+    (non-pad) token when its head pools ``last`` (a tunelab head) or its backbone is a decoder (a
+    transformers ``...ForSequenceClassification`` of a decoder scores the last token that is not
+    ``config.pad_token_id``); otherwise [CLS] (for mean pooling the first row is still a fair summary).
+    """
+    ids = subject.prompt_ids
     if ctx.kind == "causal":
         return subject.n_prompt - 1
-    return 0  # [CLS]-style pooling; for mean pooling the first row is still a fair summary
+    spec = getattr(ctx.model, "head_spec", None)
+    if isinstance(spec, dict):  # a tunelab head pools over the attention mask: every token is real here
+        return len(ids) - 1 if spec.get("pooling") == "last" else 0
+    from tunelab.explain.layers import _is_causal
+
+    if _is_causal(ctx.model):
+        config = ctx.model.config
+        pad = getattr(
+            config.get_text_config() if hasattr(config, "get_text_config") else config, "pad_token_id", None
+        )
+        real = [i for i, t in enumerate(ids) if t != pad]
+        return real[-1] if real else 0  # as transformers does
+    return 0
 
 
 def attention(ctx: Context, subject: Subject) -> Attribution:

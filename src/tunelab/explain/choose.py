@@ -20,23 +20,38 @@ from tunelab.explain.subject import Subject, causal_subject, classifier_subject
 MAX_SCORED = {"classifier": 2000, "causal": 200}  # split rows scored to find confident/misclassified ones
 
 
-def prompt_and_answer(row: dict[str, Any]) -> tuple[str, str]:
-    """A chat row's last user turn and the answer that follows; a text row split into two parts."""
+def prompt_and_answer(row: dict[str, Any]) -> tuple[str, str, list[dict[str, Any]], int]:
+    """A row's explained prompt, its answer, the conversation before the answer and the explained
+    turn's index in it: for a chat row the last user turn of ``messages[:-1]`` (system and earlier
+    turns stay in the conversation, as the model was trained on them); a text row split in two."""
     if "messages" in row:
-        msgs = row["messages"]
-        prompt = next((m["content"] for m in reversed(msgs[:-1]) if m["role"] == "user"), msgs[0]["content"])
-        return prompt, msgs[-1]["content"]
+        msgs = list(row["messages"])
+        before = msgs[:-1] or msgs[:1]
+        turn = next((i for i in reversed(range(len(before))) if before[i]["role"] == "user"), 0)
+        return str(before[turn]["content"]), str(msgs[-1]["content"]), before, turn
     words = str(row.get("text", "")).split()
     cut = max(1, (2 * len(words)) // 3)
-    return " ".join(words[:cut]), " " + " ".join(words[cut:])
+    return " ".join(words[:cut]), " " + " ".join(words[cut:]), [], -1
+
+
+def row_causal_subject(ctx: Context, row: dict[str, Any]) -> Subject:
+    """A split row of a causal LM as a subject with its reference answer (ValueError if it has none
+    to attribute, or no room for it)."""
+    prompt, answer, turns, turn = prompt_and_answer(row)
+    return causal_subject(ctx.tokenizer, prompt, answer, ctx.max_length, ctx.chat, turns, turn)
+
+
+def skip_note(what: str, skipped: list[str], total: int) -> str:
+    """One line for rows that could not be explained (with the first reason)."""
+    return f"{what}: {len(skipped)} of {total} rows skipped (e.g. {skipped[0]})"
 
 
 @torch.no_grad()
 def generate_answer(ctx: Context, prompt: str) -> str:
     """The model's greedy answer to ``prompt`` (``max_new_tokens`` at most)."""
-    from tunelab.explain.subject import render_prompt
+    from tunelab.explain.subject import render_source
 
-    source, _ = render_prompt(ctx.tokenizer, prompt, ctx.chat)
+    source = render_source(ctx.tokenizer, prompt, ctx.chat)
     ids = ctx.tokenizer(source, add_special_tokens=not ctx.chat, return_tensors="pt")["input_ids"]
     ids = ids.to(ctx.predictor.device)
     with ctx.predictor.autocast():
@@ -50,7 +65,7 @@ def generate_answer(ctx: Context, prompt: str) -> str:
     return ctx.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
 
-def subject_for(ctx: Context, text: str, answer: str | None = None) -> Subject:
+def subject_for(ctx: Context, text: str, answer: str | None = None, turns=(), turn: int = -1) -> Subject:
     if ctx.kind == "classifier":
         subject = classifier_subject(ctx.tokenizer, text, ctx.max_length)
         probs = ctx.predictor.class_scores([subject.ids])[0]
@@ -59,7 +74,7 @@ def subject_for(ctx: Context, text: str, answer: str | None = None) -> Subject:
         return subject
     source = "given" if answer else "generated"
     answer = answer if answer else generate_answer(ctx, text)
-    subject = causal_subject(ctx.tokenizer, text, answer, ctx.max_length, ctx.chat)
+    subject = causal_subject(ctx.tokenizer, text, answer, ctx.max_length, ctx.chat, turns, turn)
     subject.meta["answer_source"] = source
     return subject
 
@@ -81,29 +96,35 @@ def from_split(ctx: Context, rows: list[dict[str, Any]], n: int, selectors: list
     limit = MAX_SCORED[ctx.kind]
     indices = list(range(len(rows))) if len(rows) <= limit else sorted(rng.sample(range(len(rows)), limit))
     pool = [rows[i] for i in indices]
-    confidence, wrong, predicted = _score_rows(ctx, pool)
+    confidence, wrong, predicted, skipped = _score_rows(ctx, pool)
+    usable = np.isfinite(confidence)
+    by_confidence = [i for i in np.argsort(-confidence, kind="stable") if usable[i]]
     queues = {
-        "confident": _round_robin(np.argsort(-confidence, kind="stable"), predicted),
-        "misclassified": [i for i in np.argsort(-confidence, kind="stable") if wrong[i]]
+        "confident": _round_robin(np.array(by_confidence, dtype=int), predicted),
+        "misclassified": [i for i in by_confidence if wrong[i]]
         if ctx.kind == "classifier"
-        else list(np.argsort(confidence, kind="stable")),
-        "random": rng.sample(range(len(pool)), len(pool)),
+        else [i for i in np.argsort(confidence, kind="stable") if usable[i]],
+        "random": [i for i in rng.sample(range(len(pool)), len(pool)) if usable[i]],
     }
-    chosen: list[tuple[int, str]] = []
+    subjects: list[Subject] = []
     taken: set[int] = set()
-    while len(chosen) < min(n, len(pool)) and any(queues[s] for s in selectors):
+    while len(subjects) < n and any(queues[s] for s in selectors):
         for s in selectors:
             while queues[s] and int(queues[s][0]) in taken:
                 queues[s].pop(0)
-            if queues[s] and len(chosen) < n:
+            if queues[s] and len(subjects) < n:
                 i = int(queues[s].pop(0))
                 taken.add(i)
-                chosen.append((i, s))
-    subjects = []
-    for i, source in chosen:
-        subject = _row_subject(ctx, pool[i])
-        subject.meta.update(source=source, row=indices[i], gold=pool[i].get("label"))
-        subjects.append(subject)
+                try:  # one row that cannot be explained (no room for its answer, empty) is skipped
+                    subject = _row_subject(ctx, pool[i])
+                except ValueError as exc:
+                    skipped.append((i, str(exc)))
+                    continue
+                subject.meta.update(source=s, row=indices[i], gold=pool[i].get("label"))
+                subjects.append(subject)
+    if skipped:
+        reasons = [f"row {indices[i]}: {why}" for i, why in skipped]
+        ctx.warnings.append(skip_note("examples of the split", reasons, len(pool)))
     return subjects
 
 
@@ -122,13 +143,16 @@ def _round_robin(order: np.ndarray, groups: np.ndarray) -> list[int]:
 def _row_subject(ctx: Context, row: dict[str, Any]) -> Subject:
     if ctx.kind == "classifier":
         return subject_for(ctx, str(row["text"]))
-    prompt, answer = prompt_and_answer(row)
-    return subject_for(ctx, prompt, answer)
+    prompt, answer, turns, turn = prompt_and_answer(row)
+    return subject_for(ctx, prompt, answer, turns, turn)
 
 
-def _score_rows(ctx: Context, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: the model's confidence, whether its prediction is wrong, and the predicted class
-    (classifiers; 0 for causal LMs)."""
+def _score_rows(
+    ctx: Context, rows: list[dict[str, Any]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str]]]:
+    """Per row: the model's confidence (NaN for a row that cannot be explained), whether its
+    prediction is wrong, the predicted class (classifiers; 0 for causal LMs), and why rows were
+    skipped."""
     p = ctx.predictor
     if ctx.kind == "classifier":
         scores = p.class_scores(p.encode_texts([str(r["text"]) for r in rows], ctx.max_length))
@@ -140,10 +164,17 @@ def _score_rows(ctx: Context, rows: list[dict[str, Any]]) -> tuple[np.ndarray, n
             if len(ctx.labels) > 1 and p.output == "softmax"
             else np.zeros(len(rows), bool)
         )
-        return scores.max(axis=1), wrong, pred
-    confidence = []
-    for r in rows:  # each answer differs, so each row is its own forward pass (a bounded sample)
-        prompt, answer = prompt_and_answer(r)
-        s = causal_subject(ctx.tokenizer, prompt, answer, ctx.max_length, ctx.chat)
+        return scores.max(axis=1), wrong, pred, []
+    confidence: list[float] = []
+    skipped: list[tuple[int, str]] = []
+    for i, r in enumerate(
+        rows
+    ):  # each answer differs, so each row is its own forward pass (a bounded sample)
+        try:
+            s = row_causal_subject(ctx, r)
+        except ValueError as exc:
+            skipped.append((i, str(exc)))
+            confidence.append(float("nan"))
+            continue
         confidence.append(float(p.answer_logprobs([s.prompt_ids], s.answer_ids)[0].mean()))
-    return np.array(confidence), np.zeros(len(rows), bool), np.zeros(len(rows), int)
+    return np.array(confidence), np.zeros(len(rows), bool), np.zeros(len(rows), int), skipped

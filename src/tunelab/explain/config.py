@@ -65,8 +65,15 @@ class ExplainConfig(Section):
     )
     batch_size: int = Field(64, ge=1, description="rows per forward pass of the shared predictor")
     ig_steps: int = Field(50, ge=1, le=2000, description="integrated gradients: interpolation steps")
-    shap_max_evals: int = Field(500, ge=1, description="SHAP partition explainer: model evaluations")
-    lime_num_samples: int = Field(1000, ge=1, description="LIME: perturbed samples per example")
+    shap_max_evals: int = Field(
+        500,
+        ge=10,
+        description="SHAP partition explainer: model evaluations (below 2 x words + 1 an example's "
+        "word scores are coarse, and the stage warns)",
+    )
+    lime_num_samples: int = Field(
+        1000, ge=50, description="LIME: perturbed samples per example (fewer cannot fit a word model)"
+    )
     max_new_tokens: int = Field(24, ge=1, le=512, description="causal LMs: answer length when generated")
     faithfulness: bool = True
     fractions: list[float] = Field(

@@ -42,6 +42,7 @@ class Context:
     which: str  # "tuned" or "base"
     chat: bool = False  # causal LM prompts are rendered with the chat template
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # for the stage's warnings (rows skipped, budgets)
 
     @property
     def mask_id(self) -> int:

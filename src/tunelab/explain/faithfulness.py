@@ -45,14 +45,21 @@ def curves(ctx: Context, subject: Subject, rankings: dict[str, np.ndarray]) -> d
         block = rest[i * 2 * len(sizes) : (i + 1) * 2 * len(sizes)]
         removed, kept = block[0::2], block[1::2]
         out[name] = {
-            "comprehensiveness": float(np.mean(full - removed)),
-            "sufficiency": float(np.mean(full - kept)),
+            "comprehensiveness": _mean(full - removed),
+            "sufficiency": _mean(full - kept),
             "by_k": [
                 {"k": k, "removed": float(r), "kept": float(s)}
                 for k, r, s in zip(sizes, removed, kept, strict=True)
             ],
         }
     return out
+
+
+def _mean(x: np.ndarray) -> float:
+    """The mean over the finite values: a variant with no prompt token left has no score (NaN)."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if len(x) else float("nan")
 
 
 def random_rankings(subject: Subject, repeats: int, seed: int) -> dict[str, np.ndarray]:

@@ -19,6 +19,7 @@ from tunelab.explain.subject import Subject
 from tunelab.runs import RunDir, StageResult, atomic_dir
 
 log = logging.getLogger("tunelab.explain")
+SPLITS = ("train", "validation", "test")  # the splits the data stage writes
 ATTENTION_EXAMPLES = 3  # examples whose full attention maps go into attention.json and the page
 ARTIFACTS = (
     "examples.jsonl",
@@ -46,6 +47,8 @@ def run(
     if n is not None and n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")
     split = split or cfg.split
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: explain reads one of {', '.join(SPLITS)}")
     rows = run_dir.split_rows(split)
     ctx = load_context(recipe, run_dir, base=base)
     methods, skipped = usable_methods(ctx, cfg.methods)
@@ -75,7 +78,7 @@ def run(
     }
     payload["rules"], payload["rules_text"] = rules_view(ctx, run_dir, rows, notes)
     payload["notes"] = notes
-    payload["warnings"] = _warnings(subjects, records)
+    payload["warnings"] = _warnings(subjects, records, ctx.warnings)
     _write(run_dir.path("explain"), payload)
     return StageResult("explain", metrics=_headline(payload), artifacts=[f"explain/{a}" for a in ARTIFACTS])
 
@@ -210,17 +213,24 @@ def _notes(ctx: Context, subjects: list[Subject], skipped: dict[str, str]) -> li
     return notes
 
 
-def _warnings(subjects: list[Subject], records: list[dict[str, Any]]) -> list[str]:
-    """What a person should know before trusting the page: cut texts and methods that failed."""
+def _warnings(subjects: list[Subject], records: list[dict[str, Any]], extra: list[str] = ()) -> list[str]:
+    """What a person should know before trusting the page: cut texts, skipped rows, methods that
+    failed, and budgets too small for their scores to mean much."""
     out = []
     cut = sum(s.truncated for s in subjects)
     if cut:
         out.append(f"{cut} of {len(subjects)} explained texts were truncated to model.max_length")
+    out += list(extra)
     failed: dict[str, int] = {}
+    budget: dict[str, list[str]] = {}
     for r in records:
         for name in r["errors"]:
             failed[name] = failed.get(name, 0) + 1
+        for name, m in r["methods"].items():
+            if m["info"].get("warning"):
+                budget.setdefault(name, []).append(m["info"]["warning"])
     out += [f"{name} failed on {k} example(s); see explain/examples.jsonl" for name, k in failed.items()]
+    out += [f"{name} on {len(w)} example(s): {w[0]}" for name, w in budget.items()]
     return out
 
 

@@ -23,7 +23,10 @@ class Subject:
     ``source`` is the string the model reads (a classifier's text, or a causal LM's rendered prompt);
     ``text`` is the part a person wrote, at ``text_offset`` in ``source``; ``word_spans`` are the
     words' character spans in ``source``. ``ids`` holds the prompt's ``n_prompt`` tokens and then, for
-    a causal LM, the answer's. ``target`` is the class explained (classifiers).
+    a causal LM, the answer's. ``target`` is the class explained (classifiers). ``cut`` says which end
+    of a truncated input was dropped ("end" for a classifier's text, "start" for a causal prompt).
+    A chat prompt is the explained turn ``turns[turn]`` (its content is ``text``) of the conversation
+    ``turns`` the model reads before the answer; only that turn's words are ranked.
     """
 
     text: str
@@ -36,6 +39,9 @@ class Subject:
     word_spans: list[tuple[int, int]]
     n_prompt: int
     truncated: bool = False
+    cut: str = ""
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    turn: int = -1
     answer: str = ""
     target: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
@@ -91,6 +97,12 @@ class Subject:
             "n_prompt": self.n_prompt,
             "answer": self.answer,
             "truncated": self.truncated,
+            "cut": self.cut,
+            **(
+                {"conversation": self.turns, "turn": self.turn % len(self.turns)}
+                if len(self.turns) > 1
+                else {}
+            ),
         }
 
 
@@ -151,21 +163,57 @@ def classifier_subject(tokenizer, text: str, max_length: int) -> Subject:
         word_spans=spans,
         n_prompt=len(ids),
         truncated=full > max_length,
+        cut="end" if full > max_length else "",
     )
 
 
-def render_prompt(tokenizer, prompt: str, chat: bool) -> tuple[str, int]:
-    """The string a causal LM reads for ``prompt``, and where ``prompt`` sits in it."""
+SENTINEL = "\ue000tunelab-explained-turn\ue001"  # a placeholder no template trims or escapes
+
+
+def _conversation(prompt: str, turns, turn: int) -> tuple[list[dict[str, Any]], int]:
+    msgs = [dict(m) for m in turns] or [{"role": "user", "content": prompt}]
+    i = turn % len(msgs) if turns else 0
+    msgs[i]["content"] = prompt
+    return msgs, i
+
+
+def render_source(tokenizer, prompt: str, chat: bool, turns=(), turn: int = -1) -> str:
+    """The string a causal LM reads for ``prompt``: with ``chat``, the conversation ``turns`` (the
+    messages before the answer) through the chat template, ``prompt`` as the content of ``turns[turn]``
+    (a lone user turn without ``turns``)."""
     if not chat:
-        return prompt, 0
-    source = tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+        return prompt
+    msgs, _ = _conversation(prompt, turns, turn)
+    return tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+
+
+def render_prompt(tokenizer, prompt: str, chat: bool, turns=(), turn: int = -1) -> tuple[str, int, str]:
+    """:func:`render_source`, where ``prompt`` starts in it, and ``prompt`` as it stands there.
+
+    The turn is located by rendering a placeholder in its place, so a prompt repeated elsewhere in
+    the conversation is never taken for it; a template that trims its content gets the prompt
+    trimmed. A template that changes the text otherwise cannot be explained word by word.
+    """
+    if not chat:
+        return prompt, 0, prompt
+    marked = render_source(tokenizer, SENTINEL, chat, turns, turn)
+    if marked.count(SENTINEL) == 1:
+        for text in dict.fromkeys((prompt, prompt.strip())):
+            source = render_source(tokenizer, text, chat, turns, turn)
+            if source == marked.replace(SENTINEL, text):
+                return source, marked.index(SENTINEL), text
+    raise ValueError(
+        f"the chat template changes the text of the prompt {prompt[:60]!r}: its words cannot be located"
     )
-    return source, source.rfind(prompt)
 
 
-def causal_subject(tokenizer, prompt: str, answer: str, max_length: int, chat: bool) -> Subject:
+def causal_subject(
+    tokenizer, prompt: str, answer: str, max_length: int, chat: bool, turns=(), turn: int = -1
+) -> Subject:
     """A prompt and its answer for a causal LM; only the words of ``prompt`` are ranked.
+
+    With ``turns`` (a chat row's messages before the answer) the prompt is ``turns[turn]`` in that
+    conversation, rendered as the model was trained on it (system and earlier turns included).
 
     The rendered chat template is tokenised without adding special tokens (it has its own), so there
     is no double BOS. A prompt longer than leaves room for the answer is cut from the left (its end
@@ -176,7 +224,10 @@ def causal_subject(tokenizer, prompt: str, answer: str, max_length: int, chat: b
         raise ValueError("cannot explain an empty prompt")
     if not answer.strip():
         raise ValueError(f"no answer to attribute for the prompt {prompt[:60]!r}")
-    source, offset = render_prompt(tokenizer, prompt, chat)
+    msgs, turn = _conversation(prompt, turns, turn) if turns else ([], -1)
+    source, offset, prompt = render_prompt(tokenizer, prompt, chat, msgs, turn)
+    if msgs:
+        msgs[turn]["content"] = prompt
     enc = tokenizer(source, add_special_tokens=not chat, return_offsets_mapping=True)
     answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
     room = max_length - len(answer_ids)
@@ -205,5 +256,8 @@ def causal_subject(tokenizer, prompt: str, answer: str, max_length: int, chat: b
         word_spans=spans,
         n_prompt=len(ids),
         truncated=bool(cut),
+        cut="start" if cut else "",
+        turns=msgs,
+        turn=turn,
         answer=answer,
     )

@@ -31,14 +31,23 @@ def token_logprobs(
     batch_size: int = 8,
     precision: str = "fp32",
 ) -> list[np.ndarray]:
-    """Per row, the log-probability of each continuation token after its prompt."""
+    """Per row, the log-probability of each continuation token after its prompt.
+
+    An empty continuation gives an empty array. A row with an empty prompt has no position its
+    first token is predicted from: its values are NaN (one per continuation token, so every row
+    keeps its length) and it is not run, so it cannot read a neighbour's padding in a batch.
+    """
     if len(prompts) != len(continuations):
         raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
     device = next(model.parameters()).device
     out: list[np.ndarray] = [np.zeros(0)] * len(prompts)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(continuations[i]))
+    for i, (p, c) in enumerate(zip(prompts, continuations, strict=True)):
+        if len(c) and not len(p):
+            out[i] = np.full(len(c), np.nan)
+    scored = [i for i in range(len(prompts)) if len(prompts[i]) and len(continuations[i])]
+    order = sorted(scored, key=lambda i: len(prompts[i]) + len(continuations[i]))
     for start in range(0, len(order), batch_size):
-        idx = [i for i in order[start : start + batch_size] if len(continuations[i])]
+        idx = order[start : start + batch_size]
         if not idx:
             continue
         rows = [list(prompts[i]) + list(continuations[i]) for i in idx]

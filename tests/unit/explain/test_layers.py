@@ -219,7 +219,26 @@ def test_cka_drops_after_training_but_not_at_frozen_embeddings(tiny_bert, bert):
 # --- logit lens --------------------------------------------------------------------------------------
 
 
-def test_lens_at_last_layer_equals_model_logits(llama):
+def _layer_outputs(model, enc) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    """(embeddings, each decoder layer's output, logits) of one input, taken by forward hooks on the
+    modules themselves (not from ``hidden_states``, which the lens reads)."""
+    grabbed: list[torch.Tensor] = []
+
+    def keep(_module, _inputs, output):
+        grabbed.append((output[0] if isinstance(output, tuple) else output)[0].detach())
+
+    modules = [model.model.embed_tokens, *model.model.layers]
+    handles = [m.register_forward_hook(keep) for m in modules]
+    try:
+        with torch.no_grad():
+            logits = model(**enc).logits[0]
+    finally:
+        for handle in handles:
+            handle.remove()
+    return grabbed[0], grabbed[1:], logits
+
+
+def test_lens_at_every_layer_is_the_head_on_that_layers_own_output(llama):
     model, tok = llama
     enc = tok("the film was great and the cast", return_tensors="pt")
     lens = lens_logits(model, enc["input_ids"], enc["attention_mask"])
@@ -228,17 +247,25 @@ def test_lens_at_last_layer_equals_model_logits(llama):
         enc["input_ids"].shape[1],
         model.config.vocab_size,
     )
-    with torch.no_grad():
-        logits = model(**enc).logits[0]
-    assert (lens[-1] - logits).abs().max() < 1e-3
-    assert torch.equal(lens[-1].argmax(-1), logits.argmax(-1))
+    embedded, outputs, logits = _layer_outputs(model, enc)
+    assert len(outputs) == model.config.num_hidden_layers
+
+    def head(state: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model.lm_head(model.model.norm(state)).float()
+
+    # layer 0 is the embeddings, layer i the output of decoder layer i, each through norm + head
+    torch.testing.assert_close(lens[0], head(embedded), atol=1e-4, rtol=1e-4)
+    for i, state in enumerate(outputs, start=1):
+        torch.testing.assert_close(lens[i], head(state), atol=1e-4, rtol=1e-4)
+    # the last layer is the model's real output, and an intermediate layer is not
+    torch.testing.assert_close(lens[-1], logits.float(), atol=1e-4, rtol=1e-4)
+    assert (lens[1] - logits).abs().max() > 1e-2
+    assert (lens[0] - lens[1]).abs().max() > 1e-2
     # hidden_states[-1] is already normed here: norming it again (the naive lens) would not match
     with torch.no_grad():
         last = model(**enc, output_hidden_states=True).hidden_states[-1]
         assert (model.lm_head(model.model.norm(last))[0] - logits).abs().max() > 1e-2
-    # earlier layers are not the final logits repeated
-    assert (lens[1] - logits).abs().max() > 1e-2
-    assert (lens[0] - lens[1]).abs().max() > 1e-2
 
 
 def test_logit_lens_report(llama):

@@ -380,3 +380,23 @@ def test_page_in_headless_chromium(tmp_path) -> None:
         assert default.is_visible() and not head.is_visible()
         assert visit.console_errors == []
         assert visit.requests == []
+
+
+def test_truncation_note_says_which_end_was_cut_and_chat_turns_are_shown() -> None:
+    p = payload()
+    ex = p["examples"][1]
+    ex.update(cut="end", n_prompt=6)
+    assert "the end of the text was cut; explained on the first 6 tokens" in render_page(p)
+    del ex["prediction"]
+    ex.update(cut="start", n_prompt=4)  # a causal prompt: its start is cut, the answer follows its end
+    ex["answer"] = {"text": "yes", "tokens": ["yes", "."], "logprob": -1.0, "source": "given"}
+    ex["conversation"] = [
+        {"role": "system", "content": "be <brief>"},
+        {"role": "user", "content": ex["text"]},
+    ]
+    ex["turn"] = 1
+    doc = render_page(p)
+    assert "the start of the prompt was cut; explained on its last 4 tokens" in doc
+    assert "first 4 tokens" not in doc and "first 6 tokens" not in doc
+    assert "1 other turn(s) of the conversation" in doc and "<b>system</b>: be &lt;brief&gt;" in doc
+    assert "could not be rendered" not in doc
