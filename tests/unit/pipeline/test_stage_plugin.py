@@ -86,4 +86,4 @@ def test_unknown_stage_and_section_keys_are_listed(tmp_path, tiny_bert, capsys):
     err = capsys.readouterr().err.replace("\n", " ")
     assert "echo.greting" in err and "unknown key" in err
     assert "unknown stage(s) ['trian']" in err
-    assert "known: data, echo, evaluate, explain, generate, train" in err
+    assert "known: audit, data, echo, evaluate, explain, export, generate, report, train" in err
