@@ -16,7 +16,6 @@ byte-level BPE) is refused with a pointer to llama.cpp's own converter.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -25,6 +24,8 @@ from typing import Any
 import gguf
 import numpy as np
 import torch
+
+from tunelab.runs import file_sha256
 
 GGUF_TYPES = ("f16", "q8_0")
 SUPPORTED = ("llama",)
@@ -249,16 +250,8 @@ def write_gguf(
         "architecture": "llama",
         "tensors": count,
         "bytes": out_file.stat().st_size,
-        "sha256": _sha256(out_file),
+        "sha256": file_sha256(out_file),
     }
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_gguf(gguf_file: Path) -> tuple[Any, Any]:

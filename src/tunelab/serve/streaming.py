@@ -64,8 +64,9 @@ class RowStreamer(BaseStreamer):
             self.done[j] = True
             return
         self.tokens[j].append(token)
-        text = safe_prefix(self.tokenizer.decode(self.tokens[j], skip_special_tokens=True), self.stops)
-        if any(s in self.tokenizer.decode(self.tokens[j], skip_special_tokens=True) for s in self.stops):
+        decoded = self.tokenizer.decode(self.tokens[j], skip_special_tokens=True)  # once per token
+        text = safe_prefix(decoded, self.stops)
+        if any(s in decoded for s in self.stops):
             self.done[j] = True
         if len(text) > len(self.sent[j]) and text.startswith(self.sent[j]):
             delta = text[len(self.sent[j]) :]
