@@ -37,6 +37,68 @@ def epoch_batches(
     return batches
 
 
+def round_up(n: int, multiple: int) -> int:
+    """``n`` rounded up to a multiple of ``multiple`` (the padded length of a row of ``n`` tokens)."""
+    return -(-n // multiple) * multiple
+
+
+def token_batches(
+    lengths: list[int], budget: int, seed: int, epoch: int, group_by_length: bool = True, multiple: int = 1
+) -> list[list[int]]:
+    """Index batches for one epoch built by a token budget: rows x padded length <= ``budget``.
+
+    The order is the one :func:`epoch_batches` draws (the same seeded shuffle, sorted within windows
+    of about ``GROUP_WINDOW`` batches), cut greedily wherever one more row would overflow the budget,
+    so each step carries similar work. The padded length of a batch is its longest row rounded up to
+    ``multiple``. An example longer than the budget gets a batch of its own (see
+    :func:`over_budget`). With every length equal, this is exactly ``epoch_batches`` at
+    ``budget // length`` rows. A pure function of (seed, epoch), like ``epoch_batches``.
+    """
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    if group_by_length and order:
+        mean = sum(round_up(n, multiple) for n in lengths) / len(lengths)
+        window = max(1, budget // max(1, round(mean))) * GROUP_WINDOW
+        order = [
+            i
+            for start in range(0, len(order), window)
+            for i in sorted(order[start : start + window], key=lambda k: lengths[k])
+        ]
+    batches: list[list[int]] = []
+    current: list[int] = []
+    width = 0
+    for i in order:
+        wider = max(width, round_up(lengths[i], multiple))
+        if current and wider * (len(current) + 1) > budget:
+            batches.append(current)
+            current, wider = [], round_up(lengths[i], multiple)
+        current.append(i)
+        width = wider
+    if current:
+        batches.append(current)
+    if group_by_length:
+        rng.shuffle(batches)
+    return batches
+
+
+def over_budget(batches: list[list[int]], lengths: list[int], budget: int, multiple: int = 1) -> int:
+    """How many batches exceed ``budget``: single examples longer than the budget on their own."""
+    return sum(1 for b in batches if len(b) * max(round_up(lengths[i], multiple) for i in b) > budget)
+
+
+def deal(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
+    """This process's token-budget batches: every ``world``-th one, from ``rank``.
+
+    A token-budget batch is already one device's work, so processes take whole batches in turn
+    (rather than slices of one, as :func:`shard` does); the tail that cannot give every process
+    a batch is dropped, so all processes step together.
+    """
+    if world == 1:
+        return batches
+    return batches[: len(batches) - len(batches) % world][rank::world]
+
+
 def shard(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
     """This process's slice of each global batch.
 

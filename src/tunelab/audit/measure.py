@@ -8,11 +8,14 @@ change in a stated continuation's log-likelihood per token when only the prompt'
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tunelab.metrics.bootstrap import bootstrap_mean
+
+if TYPE_CHECKING:
+    from tunelab.tasks.windows import LongText
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,13 @@ def build_pairs(texts: list[str], lists: dict[str, Any]) -> list[Pair]:
 
 
 def classifier_scores(
-    model, tokenizer, texts: list[str], pairs: list[Pair], max_length: int, batch_size: int
+    model, tokenizer, texts: list[str], pairs: list[Pair], settings: LongText | int, batch_size: int
 ):
-    """(probabilities of the originals, probabilities of the swaps), one batched pass over both."""
+    """(probabilities of the originals, probabilities of the swaps), one batched pass over both;
+    ``settings``: how a text longer than max_length is read (an int: truncated to it)."""
     from tunelab.audit.scoring import class_probs
 
-    probs = class_probs(model, tokenizer, [*texts, *(p.swapped for p in pairs)], max_length, batch_size)
+    probs = class_probs(model, tokenizer, [*texts, *(p.swapped for p in pairs)], settings, batch_size)
     return probs[: len(texts)], probs[len(texts) :]
 
 

@@ -9,25 +9,27 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tunelab.tasks.windows import LongText, pooled_logits
+
+CHUNK = 1024  # texts per progress step (each scored in length-sorted batches)
+
 
 @torch.inference_mode()
-def class_probs(model, tokenizer, texts: Sequence[str], max_length: int, batch_size: int = 32) -> np.ndarray:
-    """(n, classes) fp32 softmax probabilities, computed as the evaluate stage does (padded batches)."""
+def class_probs(
+    model, tokenizer, texts: Sequence[str], settings: LongText | int, batch_size: int = 32
+) -> np.ndarray:
+    """(n, classes) fp32 softmax probabilities, computed as the evaluate stage does (padded batches; a
+    text longer than max_length read as ``settings`` say, windows pooled before the softmax). A plain
+    ``int`` is a max_length to truncate to."""
+    if isinstance(settings, int):
+        settings = LongText(settings)
     model.eval()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out: np.ndarray | None = None
-    for start in tqdm(
-        range(0, len(order), batch_size), desc="audit", leave=False, disable=len(order) <= batch_size
-    ):
-        idx = order[start : start + batch_size]
-        enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length)
-        batch = tokenizer.pad({"input_ids": enc["input_ids"]}, padding=True, return_tensors="pt")
-        batch = {k: v.to(next(model.parameters()).device) for k, v in batch.items()}
-        probs = torch.softmax(model(**batch).logits.float(), dim=-1).cpu().numpy()
-        if out is None:
-            out = np.zeros((len(texts), probs.shape[1]), dtype=np.float64)
-        out[idx] = probs
-    return out if out is not None else np.zeros((0, 0))
+    chunks = [texts[start : start + CHUNK] for start in range(0, len(texts), CHUNK)]
+    out = [
+        torch.softmax(pooled_logits(model, tokenizer, part, settings, batch_size), dim=-1).numpy()
+        for part in tqdm(chunks, desc="audit", leave=False, disable=len(chunks) <= 1)
+    ]
+    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 0))
 
 
 def continuation_logprob(

@@ -131,8 +131,10 @@ def _figures(
     if not pairs:
         return {}, np.zeros((len(texts), len(labels or [0])))
     if recipe.task == "classification":
+        from tunelab.tasks.windows import LongText  # long texts read as in training (model.long_text)
+
         original, swapped = measure.classifier_scores(
-            model, tokenizer, texts, pairs, recipe.model.max_length, cfg.batch_size
+            model, tokenizer, texts, pairs, LongText.of(recipe.model), cfg.batch_size
         )
         return measure.classifier_figures(
             pairs, original, swapped, labels, cfg, recipe.run.seed, cfg.examples

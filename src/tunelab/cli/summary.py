@@ -20,6 +20,7 @@ from tunelab.cli.common import console, say
 
 DATA_REPORT = "data/data_report.html"
 MAX_WARNINGS = 10
+BASELINE_KEYS = ("vs_baseline", "baseline_error")  # the evaluate stage's verdict on its TF-IDF baseline
 
 
 def summary_rows(results: Sequence[Any]) -> list[tuple[str, str]]:
@@ -35,6 +36,8 @@ def summary_rows(results: Sequence[Any]) -> list[tuple[str, str]]:
             rows += _explain_rows(m)
         prefix = "" if result.stage == "evaluate" else f"{result.stage} "
         for name, value in m.items():
+            if result.stage == "evaluate" and name in BASELINE_KEYS:
+                continue  # the verdict is a sentence of its own, after the table (baseline_verdict)
             if isinstance(value, dict) and "value" in value:
                 rows.append((f"{prefix}{name}", _interval(value)))
             elif result.stage == "evaluate" and isinstance(value, float):
@@ -51,6 +54,9 @@ def _data_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     splits = [f"{s} {n:,}" for s, n in sizes.items() if isinstance(n, int)]
     if splits:
         rows.append(("splits", " / ".join(splits)))
+    share = m.get("train_over_max_length")  # counted with the model's tokenizer (tasks with text rows)
+    if isinstance(share, int | float):
+        rows.append(("over max_length", f"{share:.1%} of train texts"))
     return rows
 
 
@@ -59,7 +65,11 @@ def _train_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     if not isinstance(steps, int):
         return []
     took = f" in {seconds:.1f} s" if isinstance(seconds, int | float) else ""
-    return [("training", f"{steps:,} steps{took}")]
+    rows = [("training", f"{steps:,} steps{took}")]
+    windows, examples = m.get("train_windows"), m.get("train_examples")
+    if isinstance(windows, int) and isinstance(examples, int):  # model.long_text: chunk
+        rows.append(("train windows", f"{windows:,} windows of {examples:,} rows"))
+    return rows
 
 
 def _explain_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
@@ -83,9 +93,27 @@ def _interval(v: dict[str, Any]) -> str:
     return f"{value:.4f}{ci}"
 
 
+def baseline_verdict(results: Sequence[Any]) -> tuple[str, bool] | None:
+    """(the evaluate stage's sentence on the TF-IDF baseline, whether it is a warning), or None.
+
+    A warning unless the tuned model beats the baseline outside the noise; one when no baseline
+    could be fitted."""
+    for result in results:
+        m = result.metrics or {}
+        if result.stage != "evaluate":
+            continue
+        v = m.get("vs_baseline")
+        if isinstance(v, dict) and isinstance(v.get("verdict"), str):
+            return v["verdict"], v.get("outcome") != "beats"
+        if isinstance(m.get("baseline_error"), str):
+            return f"no TF-IDF baseline: {m['baseline_error']}", True
+    return None
+
+
 def collect_warnings(results: Sequence[Any], run_dir: Path) -> list[str]:
     """Every stage's warnings (``metrics["warnings"]``); a skipped data stage's come from its
-    data_report.json. Another stage's are prefixed with its name."""
+    data_report.json. Another stage's are prefixed with its name. A tuned model that does not beat
+    the TF-IDF baseline is one of the evaluate stage's."""
     out: list[str] = []
     for result in results:
         found = (result.metrics or {}).get("warnings")
@@ -93,6 +121,9 @@ def collect_warnings(results: Sequence[Any], run_dir: Path) -> list[str]:
             found = _report_warnings(run_dir)
         prefix = "" if result.stage == "data" else f"{result.stage}: "
         out += [f"{prefix}{w}" for w in found or [] if str(w).strip()]
+        verdict = baseline_verdict([result]) if result.stage == "evaluate" else None
+        if verdict and verdict[1]:
+            out.append(f"evaluate: {verdict[0]}")
     return out
 
 
@@ -125,6 +156,9 @@ def show_summary(results: Iterable[Any], run_dir: Path) -> None:
         for what, figure in rows:
             table.add_row(Text(what), Text(figure))
         console.print(table)
+    verdict = baseline_verdict(results)
+    if verdict and not verdict[1]:  # whole on its own line; one that is a warning comes with the warnings
+        say("baseline: ", verdict[0], highlight=False)
     # paths outside the table: printed whole on one line, never cut to the table's width
     say("run directory: ", (str(run_dir), "bold"), highlight=False)
     report = run_dir / DATA_REPORT

@@ -223,6 +223,13 @@ class DataConfig(Section):
     dedup: DedupConfig = DedupConfig()
     split: SplitConfig = SplitConfig()
     report: ReportConfig = ReportConfig()
+    long_text_warning: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="warn when more than this share of train texts is longer than model.max_length "
+        "tokens (counted with the model's tokenizer); 1 turns the warning off",
+    )
 
     @field_validator("labels")
     @classmethod

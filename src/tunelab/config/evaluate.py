@@ -1,4 +1,4 @@
-"""The ``evaluate`` section: test metrics, bootstrap intervals, base-vs-tuned comparison."""
+"""The ``evaluate`` section: test metrics, bootstrap intervals, base / baseline / tuned comparison."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ class EvaluateConfig(Section):
         description="more headline metrics: registered names or dotted paths to your own (pkg.mod:fn)",
     )
     compare_base: bool = True
+    baseline: bool = Field(
+        True,
+        description="TF-IDF + linear model on the same splits, scored on the same rows "
+        "(classification, multilabel, regression); false turns it off",
+    )
     max_examples: int | None = Field(None, ge=1, description="evaluate on at most this many rows")
     generate_examples: int = Field(40, ge=0, description="sft: answers generated for ROUGE-L")
     max_new_tokens: int = Field(48, ge=1, le=4096)

@@ -61,6 +61,28 @@ class DropoutConfig(Section):
     attention: float | None = Field(None, ge=0.0, lt=1.0)
 
 
+class ChunkConfig(Section):
+    """How ``long_text: chunk`` reads a long text: overlapping windows, pooled back to one output."""
+
+    stride: int = Field(
+        64,
+        ge=0,
+        description="tokens each window shares with the one before it; below max_length minus the "
+        "tokenizer's special tokens",
+    )
+    pooling: Literal["mean", "max"] = Field(
+        "mean", description="how a text's window logits become its own, before softmax and loss"
+    )
+    max_chunks: int = Field(
+        8, ge=1, le=1024, description="windows per text at most; windows past it are dropped and counted"
+    )
+
+
+# Room for the special tokens a BERT-style encoder adds around a window ([CLS] ... [SEP]); the exact
+# count comes from the tokenizer when the windows are made (tunelab.tasks.windows).
+SPECIAL_TOKENS_ROOM = 2
+
+
 class ModelConfig(Section):
     name: str = Field(
         "minilm",
@@ -68,6 +90,12 @@ class ModelConfig(Section):
     )
     revision: str | None = None
     max_length: int = Field(128, ge=8, le=32768)
+    long_text: Literal["truncate", "head_tail", "chunk"] = Field(
+        "truncate",
+        description="texts longer than max_length: truncate (keep the first tokens), head_tail (the "
+        "first quarter and last three quarters of the budget) or chunk (overlapping windows, pooled)",
+    )
+    chunk: ChunkConfig = ChunkConfig()
     adapter: AdapterConfig = AdapterConfig()
     trust_remote_code: bool = False
     allow_pickle: bool = Field(
@@ -82,4 +110,15 @@ class ModelConfig(Section):
     def _name_not_blank(self) -> ModelConfig:
         if not self.name.strip():
             raise ValueError("model.name is empty: give an alias, a hub id or a folder")
+        return self
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> ModelConfig:
+        room = self.max_length - SPECIAL_TOKENS_ROOM
+        if self.long_text == "chunk" and self.chunk.stride >= room:
+            raise ValueError(
+                f"model.chunk.stride ({self.chunk.stride}) must be below model.max_length "
+                f"({self.max_length}) minus the special tokens ({SPECIAL_TOKENS_ROOM}), i.e. at most "
+                f"{room - 1}: a window must move on by at least one token"
+            )
         return self

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, create_model, field_validator
+from pydantic import Field, create_model, field_validator, model_validator
 
 from tunelab.config.base import Section
 from tunelab.config.data import DataConfig
@@ -70,6 +70,16 @@ class Recipe(Section):
         if problems:
             raise ValueError("; ".join(problems))
         return v
+
+    @model_validator(mode="after")
+    def _budget_fits_a_row(self) -> Recipe:
+        budget = self.train.batch_tokens
+        if budget is not None and budget < self.model.max_length:
+            raise ValueError(
+                f"train.batch_tokens: {budget} is below model.max_length {self.model.max_length}; "
+                "a budget must hold at least one full-length row"
+            )
+        return self
 
     def run_dir_path(self) -> Path:
         """Relative paths in a recipe resolve against the working directory, as for any CLI."""

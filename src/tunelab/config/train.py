@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WrapValidator, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WrapValidator, field_validator, model_validator
 
 from tunelab.config.base import Section
 
@@ -235,6 +235,56 @@ class TrainConfig(Section):
     tracking: TrackingConfig = Field(
         default_factory=TrackingConfig, description="experiment tracking: {backend: mlflow} or tensorboard"
     )
+    # ---- training speed (README "Training speed"): each switch is recorded in train_summary.json ----
+    chunked_loss: Literal["auto"] | bool = Field(
+        "auto",
+        description="sft/lm: cross-entropy over the answer tokens only, lm_head in chunks, without the "
+        "vocabulary-wide logits of every position; auto: on for sft and lm",
+    )
+    loss_chunk_tokens: int = Field(
+        512, ge=16, le=65536, description="chunked_loss: tokens whose logits are computed at once"
+    )
+    batch_tokens: int | None = Field(
+        None, ge=8,
+        description="batches by a token budget (rows x padded length <= this); null: batch_size rows",
+    )
+    pad_to_multiple_of: Literal["auto", 1, 8, 16, 32, 64] = Field(
+        "auto",
+        description="pad training batches to a multiple of this length; auto: 8 on CUDA, 16 for bf16 on "
+        "CPU, 1 for fp32 on CPU, and with compile a bucket that bounds recompilations",
+    )
+    compile: Literal["auto"] | bool = Field(
+        "auto", description="torch.compile (inductor) the training steps; auto: on with CUDA, off on CPU"
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in backward: less memory, about a third more compute"
+    )
+    num_interop_threads: int | None = Field(
+        None, ge=1, description="torch inter-op threads (set once per process); default torch's own"
+    )
+
+    @model_validator(mode="after")
+    def _speed_settings_agree(self) -> TrainConfig:
+        problems = []
+        if self.batch_tokens is not None:
+            if any(s.name == "curriculum" for s in self.strategies):
+                problems.append(
+                    "train.batch_tokens: token budgets build their own batch order, and so does the "
+                    "curriculum strategy; keep one"
+                )
+            if isinstance(self.pad_to_multiple_of, int) and self.batch_tokens < self.pad_to_multiple_of:
+                problems.append(
+                    f"train.batch_tokens: {self.batch_tokens} is below train.pad_to_multiple_of "
+                    f"{self.pad_to_multiple_of}: no row fits"
+                )
+        if self.chunked_loss is True and self.loss is not None and self.loss.name in LOSS_SPECS \
+                and self.loss.name != "answer_only":
+            problems.append(
+                f"train.chunked_loss: true computes the answer_only loss; train.loss is {self.loss.name!r}"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("strategies")
     @classmethod

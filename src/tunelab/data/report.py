@@ -201,12 +201,21 @@ def step_table(o: Outcome) -> list[dict[str, Any]]:
     return out
 
 
-def build(o: Outcome, cfg: DataConfig, seed: int, unit: str, counter: Callable[[str], int]) -> dict[str, Any]:
-    """The whole data_report.json."""
+def build(
+    o: Outcome,
+    cfg: DataConfig,
+    seed: int,
+    unit: str,
+    counter: Callable[[str], int],
+    long_texts: tuple[dict[str, Any], list[str]] | None = None,
+) -> dict[str, Any]:
+    """The whole data_report.json. ``long_texts``: the block of texts longer than model.max_length
+    and its warnings (see :mod:`tunelab.data.long_texts`), for tasks that read text rows."""
     by_split, q, n_ex = o.by_split, o.quarantine, cfg.report.examples
     kept = sum(len(v) for v in by_split.values()) - o.copies
     labels = sorted({p for r in by_split["train"] for p in label_parts(r.label)})
-    warnings = list(o.warnings)
+    long_block, long_warnings = long_texts or (None, [])
+    warnings = [*long_warnings, *o.warnings]  # a cut text silently changes what is learned: first
     warnings += imbalance_warnings(by_split, cfg.report.imbalance_ratio)
     warnings += [f"{s} is empty" for s in SPLITS if not by_split[s]]
     warnings += split_warnings(by_split, o.task)
@@ -230,6 +239,7 @@ def build(o: Outcome, cfg: DataConfig, seed: int, unit: str, counter: Callable[[
             "near_duplicates": d.near_removed,
             "leakage_pairs": o.leak["pairs"],
             "labels": labels if o.task == "labelled" and labels else None,  # None for numbers
+            "train_over_max_length": ((long_block or {}).get("splits") or {}).get("train", {}).get("share"),
         },
         "task": o.task,
         "sources": o.sources,
@@ -252,6 +262,7 @@ def build(o: Outcome, cfg: DataConfig, seed: int, unit: str, counter: Callable[[
             "hidden_ignored": o.hidden,
         },
         "lengths": length_stats(by_split, counter, unit),
+        "long_texts": long_block,
         "duplicates": {
             "exact": {"removed": d.exact_removed, "examples": d.examples},
             "near": {

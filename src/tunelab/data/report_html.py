@@ -22,7 +22,9 @@ CARDS = (
 
 def render(r: dict[str, Any]) -> str:
     """The whole page for one ``data_report.json`` dict."""
-    sections = (summary, sources, steps, labels, lengths, duplicates, pii, diversity, kept, removed)
+    sections = (
+        summary, sources, steps, labels, lengths, long_texts, duplicates, pii, diversity, kept, removed
+    )
     return h.page(f"Data report ({r['task']})", "".join(f(r) for f in sections))
 
 
@@ -110,6 +112,38 @@ def lengths(r: dict[str, Any]) -> str:
             )
         )
     return h.section(f"Lengths ({unit})", h.row(*charts))
+
+
+def long_texts(r: dict[str, Any]) -> str:
+    """Per split: texts longer than model.max_length tokens, their share and what cutting loses."""
+    lt = r.get("long_texts")
+    if not lt:
+        return ""  # a task without text rows, or a report from before the count
+    title = f"Texts longer than model.max_length ({lt['max_length']} tokens)"
+    if lt.get("skipped"):
+        return h.section(title, h.notice(f"Not counted: {lt['skipped']}", "info"))
+    chunk = lt["long_text"] == "chunk"
+    headers = ["split", "texts", "over max_length", "share", "median tokens", "p95 tokens", "max tokens",
+               "mean tokens over"] + (["windows", "windows dropped"] if chunk else [])
+    rows = []
+    for name, x in lt["splits"].items():
+        tokens = x.get("tokens") or {}
+        row = [name, x["texts"], x["over"], f"{x['share']:.1%}", tokens.get("p50", ""), tokens.get("p95", ""),
+               tokens.get("max", ""), x.get("mean_cut", "")]
+        rows.append(row + ([x.get("windows", ""), x.get("dropped_windows", "")] if chunk else []))
+    share = (lt["splits"].get("train") or {}).get("share", 0.0)
+    reads = {
+        "truncate": "cut to their first tokens",
+        "head_tail": "read as their first quarter and last three quarters of the budget",
+        "chunk": "read in overlapping windows whose logits are pooled",
+    }[lt["long_text"]]
+    verdict = h.notice(
+        f"{share:.1%} of train texts are longer than model.max_length; with model.long_text: "
+        f"{lt['long_text']} they are {reads}.",
+        "warn" if share > lt["warn_above"] and lt["long_text"] == "truncate" else "info",
+    )
+    numeric = set(range(1, len(headers)))
+    return h.section(title, verdict + h.table(headers, rows, numeric=numeric))
 
 
 def duplicates(r: dict[str, Any]) -> str:

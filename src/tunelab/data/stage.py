@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from tunelab.config import Recipe
@@ -20,6 +20,8 @@ from tunelab.data.clean import CleanContext, allowed_normaliser, build_steps, ru
 from tunelab.data.dedup import NearDup, build_index, exact_dedup, leakage, near_dedup, resolve_conflicts
 from tunelab.data.errors import DataError
 from tunelab.data.formats import to_records
+from tunelab.data.long_texts import count as long_text_count
+from tunelab.data.long_texts import inputs as long_text_inputs
 from tunelab.data.quarantine import Quarantine
 from tunelab.data.records import Record, label_parts
 from tunelab.data.report_html import render
@@ -39,6 +41,8 @@ def inputs(recipe: Recipe) -> dict[str, Any]:
         or cfg.report.length_unit == "tokens"
     ):
         key["tokenizer"] = recipe.model.model_dump(mode="json")  # token counts depend on the model
+    if get_task(recipe.task).data_format == "labelled":
+        key["long_texts"] = long_text_inputs(recipe.model)  # the report counts the model's tokens
     return key
 
 
@@ -87,9 +91,8 @@ def _prepare(
 ) -> dict[str, Any]:
     cfg, seed, fmt = recipe.data, recipe.run.seed, task.data_format
     reject = o.quarantine.add
-    ctx = CleanContext(
-        task=fmt, allowed_labels=allowed, tokenizer_loader=_tokenizer_loader(recipe, tokenizer)
-    )
+    load_tokenizer = cache(_tokenizer_loader(recipe, tokenizer))  # loaded once, by whoever needs it first
+    ctx = CleanContext(task=fmt, allowed_labels=allowed, tokenizer_loader=load_tokenizer)
     clean_steps = build_steps(cfg, ctx)
     records = run_steps(records, clean_steps, reject)
     after = len(records) + sum(o.quarantine.counts[n] for n, _ in clean_steps)
@@ -131,7 +134,10 @@ def _prepare(
         atomic_write_jsonl(out / f"{s}.jsonl", (_output_row(r, fmt, cfg) for r in o.by_split[s]))
     atomic_write_jsonl(out / "quarantine.jsonl", o.quarantine.rows)
     unit, counter = _length_counter(cfg, ctx)
-    report = rep.build(o, cfg, seed, unit, counter)
+    long_texts = None
+    if fmt == "labelled":  # texts the model reads: how many are longer than model.max_length
+        long_texts = long_text_count(o.by_split, load_tokenizer, recipe.model, cfg.long_text_warning)
+    report = rep.build(o, cfg, seed, unit, counter, long_texts)
     if task.has_labels:
         vocabulary = task.label_vocabulary(r.label for r in o.by_split["train"])
         atomic_write_json(out / "labels.json", {"labels": vocabulary})

@@ -126,6 +126,10 @@ def load_context(recipe: Recipe, run_dir: RunDir, *, base: bool = False) -> Cont
         seed=recipe.run.seed,
         which="base" if base else "tuned",
         chat=recipe.task == "sft" and tokenizer.chat_template is not None,
+        notes=[
+            f"model.long_text is {recipe.model.long_text}, but explanations read a long text's first "
+            f"{recipe.model.max_length} tokens (its first window), not what the model pools"
+        ] if recipe.model.long_text != "truncate" and kind == "classifier" else [],
     )
 
 

@@ -217,29 +217,56 @@ def _reliability(run: Run) -> str:
 def _comparison(run: Run) -> str:
     c = run.object("metrics/comparison.json")
     metrics, paired = mapping(c.get("metrics")), mapping(c.get("paired_difference"))
+    vs_baseline = mapping(c.get("paired_vs_baseline"))
     parts = []
+    if c.get("verdict"):
+        v = mapping(c["verdict"])
+        parts.append(h.notice(str(v.get("sentence", "")), "ok" if v.get("beats_baseline") else "warn"))
+    has_base = any("base" in mapping(m) for m in metrics.values())
+    has_baseline = any("baseline" in mapping(m) for m in metrics.values())
     if metrics:
         rows = []
         for name, m in metrics.items():
-            m, d = mapping(m), mapping(paired.get(name))
-            gain = f"{figure(d)}" if d else "-"
-            prob = f(d.get("prob_b_better"), 3) if d else "-"
-            better = "yes" if m.get("improved") else "no"
-            rows.append(
-                [name, figure(m.get("base")), figure(m.get("tuned")), f(m.get("delta")), better, gain, prob]
-            )
-        headers = [
-            "metric",
-            "base",
-            "fine-tuned",
-            "change",
-            "improved",
-            "paired change [interval]",
-            "P(tuned better)",
-        ]
-        parts.append(h.table(headers, rows, numeric=[3, 6]))
-    elif c.get("tuned"):
+            m, d, s = mapping(m), mapping(paired.get(name)), mapping(vs_baseline.get(name))
+            row = [name]
+            if has_base:
+                row.append(figure(m.get("base")))
+            if has_baseline:
+                row.append(figure(m.get("baseline")))
+            row.append(figure(m.get("tuned")))
+            if has_base:
+                better = "yes" if m.get("improved") else "no"
+                prob = f(d.get("prob_b_better"), 3) if d else "-"
+                row += [f(m.get("delta")), better, figure(d) if d else "-", prob]
+            if has_baseline:
+                row += [figure(s) if s else "-", "yes" if m.get("beats_baseline") else "no"]
+            rows.append(row)
+        headers = ["metric"] + (["base"] if has_base else []) + (["TF-IDF baseline"] if has_baseline else [])
+        headers.append("fine-tuned")
+        if has_base:
+            headers += ["change", "improved", "paired change [interval]", "P(tuned better)"]
+        if has_baseline:
+            headers += ["paired change vs baseline [interval]", "beats baseline"]
+        numeric = [i for i, x in enumerate(headers) if x in ("change", "P(tuned better)")]
+        parts.append(h.table(headers, rows, numeric=numeric))
+    if not has_base and (c.get("tuned") or metrics):
         parts.append(h.paragraph("The base model was not scored (evaluate.compare_base is off)."))
+    parts.append(_baseline_line(mapping(c.get("baseline"))))
     if c.get("note"):
         parts.append(h.notice(str(c["note"]), "info"))
     return "".join(parts)
+
+
+def _baseline_line(b: dict[str, Any]) -> str:
+    """What the TF-IDF baseline was: model, chosen strength, vocabulary, fit time (or why none)."""
+    if not b:
+        return ""
+    if b.get("error"):
+        return h.notice(f"no TF-IDF baseline: {b['error']}")
+    strength = next(((k, b[k]) for k in ("C", "alpha") if k in b), None)
+    chosen = f"; {strength[0]} = {f(strength[1])} chosen by {b.get('selected_by', '?')}" if strength else ""
+    threshold = f"; threshold {f(b['threshold'])}" if "threshold" in b else ""
+    return h.paragraph(
+        f"Baseline: {b.get('model', '?')}{chosen}{threshold}; vocabulary {f(b.get('vocabulary'))}; "
+        f"fitted on {f(b.get('train_rows'))} train rows in {f(b.get('fit_seconds'), 3)} s."
+    )

@@ -86,10 +86,14 @@ class TransformersEngine:
 
     @torch.inference_mode()
     def classify(self, texts: list[str]) -> list[tuple[list[float], int]]:
-        """(class probabilities, tokens) of each text, the probabilities as the evaluate stage has them."""
-        batch = self._encode(texts)
-        logits = self.served.model(**batch).logits.float()
-        return list(zip(torch.softmax(logits, dim=-1).tolist(), _lengths(batch), strict=True))
+        """(class probabilities, tokens) of each text, the probabilities as the evaluate stage has them:
+        a text longer than max_length is read as the model was trained to (``long_text`` in its info:
+        truncated, head and tail, or windows whose logits are pooled), in one padded batch."""
+        from tunelab.tasks.windows import LongText, scored_texts
+
+        settings = LongText.from_info(self.served.info, self.served.max_length)
+        logits, tokens = scored_texts(self.served.model, self.served.tokenizer, texts, settings, len(texts))
+        return list(zip(torch.softmax(logits, dim=-1).tolist(), tokens, strict=True))
 
     @torch.inference_mode()
     def embed(self, texts: list[str]) -> list[tuple[list[float], int]]:

@@ -21,6 +21,7 @@ from tunelab.runs import RunDir, StageResult, atomic_dir, atomic_write_json, fil
 from tunelab.serve.config import ExportConfig
 from tunelab.tasks import Task, get_task
 from tunelab.tasks.base import MODEL_INFO
+from tunelab.tasks.windows import LongText
 
 log = logging.getLogger("tunelab")
 EXPORT_INFO = "tunelab_export.json"  # inside every exported folder: what it is and where it came from
@@ -125,6 +126,7 @@ def export_info(recipe: Recipe, run_dir: RunDir, task: Task, labels: list[str] |
         "base_model": recipe.model.name,
         "adapter": recipe.model.adapter.method,
         "max_length": recipe.model.max_length,
+        **LongText.of(recipe.model).info(),  # how a longer text is read: truncate, head_tail or chunk
         "evaluation": evaluate.get("summary", {}),
     }
 

@@ -19,6 +19,7 @@ import torch
 from tunelab.runs import MissingArtifactError, RunDir
 from tunelab.serve.export import EXPORT_INFO, read_export_info
 from tunelab.tasks.base import MODEL_INFO
+from tunelab.tasks.windows import LongText
 
 Kind = Literal["causal", "classifier", "encoder"]
 KIND_OF_TASK: dict[str, Kind] = {"sft": "causal", "lm": "causal", "classification": "classifier"}
@@ -86,6 +87,7 @@ def _from_run(run_dir: RunDir, model_id: str | None) -> Served:
         "task": recipe.task,
         "run": {"name": recipe.run.name, "train_run_id": train.get("run_id")},
         "evaluation": evaluation,
+        **LongText.of(recipe.model).info(),  # classify reads long texts as the model was trained to
     }
     kind = KIND_OF_TASK.get(recipe.task)
     if kind is None:

@@ -123,9 +123,23 @@ class Task(ABC):
         return [{"text": r.get("text"), "label": r.get("label")} for r in rows]
 
     def example_losses(self, model, batches: Iterable[dict[str, torch.Tensor]]) -> list[float]:
-        """Per-example loss of ``model`` (curriculum difficulty), in feature order."""
-        _, preds = self.predict(model, batches)
-        return self.losses_of(preds).tolist()
+        """Per-example loss of ``model`` (curriculum difficulty), in feature order; a window of a long
+        text (``model.long_text: chunk``) gets its row's loss, as predictions pool to rows."""
+        groups: list[torch.Tensor] = []
+
+        def seen(batches):
+            for batch in batches:
+                if "group" in batch:
+                    groups.append(batch["group"])
+                yield batch
+
+        _, preds = self.predict(model, seen(batches))
+        losses = self.losses_of(preds)
+        if groups:
+            from tunelab.tasks.windows import row_index
+
+            losses = losses[row_index(torch.cat(groups))]
+        return losses.tolist()
 
     def losses_of(self, preds: Predictions) -> np.ndarray:
         raise NotImplementedError(f"task {self.name!r} has no per-example loss")
@@ -145,8 +159,9 @@ class Task(ABC):
         return LossData()
 
     def forward(self, model, batch: dict[str, torch.Tensor]):
-        """The model's output on ``batch`` (labels are not passed: the task computes the loss)."""
-        return model(**{k: v for k, v in batch.items() if k != "labels"})
+        """The model's output on ``batch`` (labels are not passed: the task computes the loss; nor is a
+        window's row index, ``group``, which only pools predictions)."""
+        return model(**{k: v for k, v in batch.items() if k not in ("labels", "group")})
 
     def loss(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self._loss is None:
@@ -170,6 +185,8 @@ class Task(ABC):
 
     # saving / loading the tuned model ------------------------------------------------------------
     def model_info(self, recipe: Recipe, base_path: str, labels: list[str] | None) -> dict[str, Any]:
+        from tunelab.tasks.windows import LongText
+
         return {
             "task": self.name,
             "base_model": base_path,
@@ -178,6 +195,7 @@ class Task(ABC):
             "head": recipe.model.head.type,  # a tunelab head (not "auto") needs tunelab to reload
             "labels": labels,
             "max_length": recipe.model.max_length,
+            **LongText.of(recipe.model).info(),  # how a text longer than max_length is read
         }
 
     def load_tuned(self, model_dir: Path, recipe: Recipe, labels: list[str] | None):

@@ -20,7 +20,7 @@ from tunelab.metrics.registry import Predictions
 from tunelab.models.resolve import load_kwargs, load_tokenizer, resolve_model_path
 from tunelab.registry import TASKS
 from tunelab.tasks.base import Scored, Task
-from tunelab.tasks.loading import on_device, pretrained_config
+from tunelab.tasks.loading import pretrained_config
 
 log = logging.getLogger("tunelab")
 
@@ -36,6 +36,7 @@ class ClassificationTask(Task):
     base_note = "base = the pretrained encoder with a new, untrained head (chance level)"
     peft_task_type = "SEQ_CLS"
     label_dtype = torch.long
+    pooling = "mean"  # how a row's window logits are pooled (model.chunk.pooling), set by encode
 
     @staticmethod
     def auto_class():
@@ -122,17 +123,40 @@ class ClassificationTask(Task):
         unknown = sorted({str(r["label"]) for r in rows} - set(ids_of))
         if unknown:
             raise ValueError(f"labels {unknown} are not among the trained labels {labels}")
-        enc = tokenizer([r["text"] for r in rows], truncation=True, max_length=recipe.model.max_length)
+        return self.text_features(rows, [ids_of[r["label"]] for r in rows], tokenizer, recipe)
+
+    def text_features(self, rows, targets: list[Any], tokenizer, recipe: Recipe) -> list[dict[str, Any]]:
+        """Features of the rows' texts, read as ``model.long_text`` says, each with its row's target.
+
+        With ``chunk`` a row gives one feature per window, each carrying the row index (``group``);
+        the pooling is remembered for :meth:`predict` (which gets batches, not the recipe)."""
+        from tunelab.tasks.windows import GROUP, LongText, make_windows
+
+        settings = LongText.of(recipe.model)
+        self.pooling = settings.pooling
+        win = make_windows(tokenizer, [r["text"] for r in rows], settings)
+        if settings.mode != "chunk":
+            return [{"input_ids": ids, "labels": y} for ids, y in zip(win.input_ids, targets, strict=True)]
+        if len(win.input_ids) > win.rows or win.dropped:
+            dropped = (
+                f"; {win.dropped} windows of {win.capped} rows past model.chunk.max_chunks "
+                f"({settings.max_chunks}) dropped" if win.dropped else ""
+            )
+            log.info("model.long_text chunk: %d rows read as %d windows%s", win.rows, len(win.group), dropped)
         return [
-            {"input_ids": ids, "labels": ids_of[r["label"]]}
-            for ids, r in zip(enc["input_ids"], rows, strict=True)
+            {"input_ids": ids, "labels": targets[g], GROUP: g}
+            for ids, g in zip(win.input_ids, win.group, strict=True)
         ]
 
     def collate(self, features: list[dict[str, Any]], tokenizer) -> dict[str, torch.Tensor]:
+        from tunelab.tasks.windows import GROUP
+
         batch = tokenizer.pad(
             [{"input_ids": f["input_ids"]} for f in features], padding=True, return_tensors="pt"
         )
         batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=self.label_dtype)
+        if features and GROUP in features[0]:  # chunk: the row of each window, for pooling
+            batch[GROUP] = torch.tensor([f[GROUP] for f in features], dtype=torch.long)
         return dict(batch)
 
     def loss_data(self, features, labels):
@@ -144,17 +168,17 @@ class ClassificationTask(Task):
 
     @torch.no_grad()
     def predict(self, model, batches: Iterable[dict[str, torch.Tensor]]) -> tuple[float, Predictions]:
-        """Mean cross-entropy and class probabilities over ``batches``."""
+        """Mean cross-entropy and class probabilities over ``batches``, one per row: the windows of
+        a row (``model.long_text: chunk``) are pooled into its logits before softmax and loss."""
+        from tunelab.tasks.windows import row_outputs
+
         model.eval()
-        losses, gold, probs = [], [], []
-        for batch in batches:
-            batch = on_device(model, batch)
-            logits = self.forward(model, batch).logits.float()
-            losses.append(torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="sum").item())
-            gold.append(batch["labels"].cpu().numpy())
-            probs.append(torch.softmax(logits, dim=-1).cpu().numpy())
-        y = np.concatenate(gold)
-        return float(sum(losses) / max(len(y), 1)), Predictions("labels", y, np.concatenate(probs))
+        logits, gold = row_outputs(self.forward, model, batches, self.pooling)
+        if not len(gold):
+            return 0.0, Predictions("labels", np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32))
+        losses = torch.nn.functional.cross_entropy(logits, gold, reduction="none")
+        probs = torch.softmax(logits, dim=-1).numpy()
+        return float(losses.double().sum().item() / len(gold)), Predictions("labels", gold.numpy(), probs)
 
     def losses_of(self, preds: Predictions) -> np.ndarray:
         return -np.log(np.clip(preds.scores[np.arange(len(preds)), preds.gold], 1e-12, 1.0))

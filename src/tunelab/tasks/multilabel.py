@@ -22,7 +22,6 @@ from tunelab.metrics.registry import Predictions
 from tunelab.registry import TASKS
 from tunelab.tasks.base import MODEL_INFO, Scored
 from tunelab.tasks.classification import ClassificationTask
-from tunelab.tasks.loading import on_device
 
 THRESHOLD_ATTR = "tunelab_threshold"  # set on a loaded model, so its predictions use its own threshold
 DEFAULT_THRESHOLD = 0.5
@@ -95,10 +94,7 @@ class MultiLabelTask(ClassificationTask):
         unknown = sorted({n for r in rows for n in _names(r["label"])} - set(ids_of))
         if unknown:
             raise ValueError(f"labels {unknown} are not among the trained labels {labels}")
-        enc = tokenizer([r["text"] for r in rows], truncation=True, max_length=recipe.model.max_length)
-        return [
-            {"input_ids": ids, "labels": y.tolist()} for ids, y in zip(enc["input_ids"], targets, strict=True)
-        ]
+        return self.text_features(rows, [y.tolist() for y in targets], tokenizer, recipe)
 
     def loss_data(self, features, labels):
         from tunelab.tasks.losses import LossData
@@ -107,19 +103,20 @@ class MultiLabelTask(ClassificationTask):
 
     @torch.no_grad()
     def predict(self, model, batches) -> tuple[float, Predictions]:
-        """Mean binary cross-entropy and per-label probabilities, decided at the model's threshold."""
+        """Mean binary cross-entropy and per-label probabilities, decided at the model's threshold; the
+        windows of a row (``model.long_text: chunk``) are pooled into its logits first."""
+        from tunelab.tasks.windows import row_outputs
+
         model.eval()
-        total, gold, probs = 0.0, [], []
-        for batch in batches:
-            logits = self.forward(model, on_device(model, batch)).logits.float()
-            y = batch["labels"].to(logits.device).float()
-            bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
-            total += bce.mean(1).sum().item()  # each row's mean over labels, as the bce loss takes it
-            gold.append(batch["labels"].numpy().astype(np.int64))
-            probs.append(torch.sigmoid(logits).cpu().numpy().astype(np.float64))
-        g, p = np.concatenate(gold), np.concatenate(probs)
+        logits, y = row_outputs(self.forward, model, batches, self.pooling)
         threshold = float(getattr(model, THRESHOLD_ATTR, DEFAULT_THRESHOLD))
-        return total / max(len(g), 1), Predictions("multilabel", g, p, threshold=threshold)
+        if not len(y):
+            empty = np.zeros((0, 0), np.int64)
+            return 0.0, Predictions("multilabel", empty, empty.astype(np.float64), threshold=threshold)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y.float(), reduction="none")
+        total = bce.mean(1).double().sum().item()  # each row's mean over labels, as the bce loss takes it
+        g, p = y.numpy().astype(np.int64), torch.sigmoid(logits).numpy().astype(np.float64)
+        return total / len(g), Predictions("multilabel", g, p, threshold=threshold)
 
     def losses_of(self, preds: Predictions) -> np.ndarray:
         """Per row: binary cross-entropy averaged over labels."""

@@ -18,7 +18,6 @@ from tunelab.metrics.registry import Predictions
 from tunelab.registry import TASKS
 from tunelab.tasks.base import Scored
 from tunelab.tasks.classification import ClassificationTask
-from tunelab.tasks.loading import on_device
 
 
 @TASKS.register("regression")
@@ -72,8 +71,7 @@ class RegressionTask(ClassificationTask):
             if why:
                 raise ValueError(f"row {i}: {why}")
             targets.append(y)
-        enc = tokenizer([r["text"] for r in rows], truncation=True, max_length=recipe.model.max_length)
-        return [{"input_ids": ids, "labels": y} for ids, y in zip(enc["input_ids"], targets, strict=True)]
+        return self.text_features(rows, targets, tokenizer, recipe)
 
     def loss_data(self, features, labels):
         from tunelab.tasks.losses import LossData
@@ -82,15 +80,14 @@ class RegressionTask(ClassificationTask):
 
     @torch.no_grad()
     def predict(self, model, batches) -> tuple[float, Predictions]:
-        """Mean squared error and the predicted values over ``batches``."""
+        """Mean squared error and the predicted values over ``batches``; the windows of a row
+        (``model.long_text: chunk``) are pooled into its value."""
+        from tunelab.tasks.windows import row_outputs
+
         model.eval()
-        gold, pred = [], []
-        for batch in batches:
-            out = self.forward(model, on_device(model, batch)).logits.float().reshape(-1)
-            pred.append(out.cpu().numpy())
-            gold.append(batch["labels"].numpy())
-        y = np.concatenate(gold).astype(np.float64) if gold else np.empty(0)
-        p = np.concatenate(pred).astype(np.float64) if pred else np.empty(0)
+        out, gold = row_outputs(self.forward, model, batches, self.pooling)
+        y = gold.numpy().astype(np.float64).reshape(-1)
+        p = out.numpy().astype(np.float64).reshape(-1)
         return float(((p - y) ** 2).mean()) if len(y) else 0.0, Predictions("values", y, p)
 
     def losses_of(self, preds: Predictions) -> np.ndarray:

@@ -37,6 +37,7 @@ class SFTTask(Task):
     peft_task_type = "CAUSAL_LM"
     loss_kind = "token"
     default_loss = "answer_only"
+    _chunked = None  # a ChunkedAnswerLoss while train.chunked_loss is on (see use_chunked_loss)
 
     @staticmethod
     def auto_class():
@@ -98,15 +99,44 @@ class SFTTask(Task):
             batch["position_ids"] = positions
         return batch
 
-    def forward(self, model, batch: dict[str, torch.Tensor]):
+    def forward(self, model, batch: dict[str, torch.Tensor], **extra: Any):
+        """The model's output; ``extra`` keyword arguments go to the model (the chunked loss's)."""
         # No KV cache: nothing is generated here, and with a cache transformers ignores packing.
         if "position_ids" not in batch:
             return model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False, **extra
             )
         # Packed rows: no 2-D mask, so transformers masks by the restarting position_ids.
         # (``attention_mask`` stays in the batch only to count real tokens.)
-        return model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False)
+        return model(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False, **extra
+        )
+
+    # the chunked loss (train.chunked_loss) -------------------------------------------------------
+    def chunked_loss_problem(self, model) -> str | None:
+        """Why the training loss of ``model`` cannot be chunked, or None (it can)."""
+        from tunelab.tasks.chunked_loss import chunking_problem
+        from tunelab.tasks.losses import AnswerOnly
+
+        if self._loss is not None and not isinstance(self._loss, AnswerOnly):
+            return f"the chunked loss is answer_only; train.loss is {type(self._loss).__name__}"
+        return chunking_problem(model)
+
+    def use_chunked_loss(self, chunk: int | None) -> None:
+        """Compute the answer_only loss ``chunk`` scored tokens at a time; None: the plain loss."""
+        from tunelab.tasks.chunked_loss import ChunkedAnswerLoss
+
+        if chunk is None:
+            self._chunked = None
+            return
+        if self._loss is None:
+            self.use_loss(None, [])
+        self._chunked = ChunkedAnswerLoss(chunk, getattr(self._loss, "label_smoothing", 0.0))
+
+    def loss(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self._chunked is not None:
+            return self._chunked(self.forward, model, batch)
+        return super().loss(model, batch)
 
     @torch.no_grad()
     def example_nll(self, model, batches) -> list[tuple[float, int]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import resource
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -37,6 +38,7 @@ class FitResult:
     peak_memory_mb: float
     precision: str
     resumed_from: int | None
+    speed: dict[str, Any]  # the resolved training-speed switches and thread counts (speed.Speed)
 
 
 def fit(
@@ -48,6 +50,13 @@ def fit(
     ``plan`` carries what strategies add: callbacks, a batch order, optimiser parameter groups.
     """
     run = Session.start(inputs, cfg, seed, paths, resume, plan or Plan())
+    try:
+        return _train(run, cfg, paths)
+    finally:
+        run.speed.restore()  # the task's plain loss, the model without checkpointing, even after a crash
+
+
+def _train(run: Session, cfg: TrainConfig, paths: FitPaths) -> FitResult:
     state, start = run.state, time.perf_counter()
     speed, window, last_val = Throughput(run.acc.num_processes), LossWindow(state), {}
     while run.running():
@@ -83,6 +92,7 @@ def _result(run: Session, last_val: dict[str, float], seconds: float, speed: Thr
         peak_memory_mb=_peak_memory_mb(),
         precision=run.precision,
         resumed_from=run.resumed_from,
+        speed=run.speed.summary(),
     )
 
 

@@ -17,13 +17,16 @@ import torch
 from accelerate import Accelerator, PartialState
 from tqdm.auto import tqdm
 
-from tunelab.batching import epoch_batches, shard
+from tunelab.batching import deal, epoch_batches, shard, token_batches
 from tunelab.config.train import TrainConfig
 from tunelab.train.callbacks import FitContext, Plan
 from tunelab.train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
+from tunelab.train.compile import batch_shapes, compile_for_training
 from tunelab.train.history import TrainLog
 from tunelab.train.optim import build_optimizer, build_scheduler
 from tunelab.train.precision import choose_precision
+from tunelab.train.speed import Speed
+from tunelab.train.threads import apply_threads
 
 
 @dataclass
@@ -45,6 +48,20 @@ class FitPaths:
     log: Path
 
 
+def plain_batches(
+    lengths: list[int], cfg: TrainConfig, seed: int, epoch: int, acc: Accelerator, multiple: int = 1,
+    order: Any = None,
+) -> list[list[int]]:
+    """This process's batches of ``epoch``: by token budget (``train.batch_tokens``) or of
+    ``batch_size`` rows in ``order`` (a strategy's batch order; default :func:`epoch_batches`)."""
+    rank, world = acc.process_index, acc.num_processes
+    if cfg.batch_tokens:
+        batches = token_batches(lengths, cfg.batch_tokens, seed, epoch, cfg.group_by_length, multiple)
+        return deal(batches, rank, world)
+    batches = (order or epoch_batches)(lengths, cfg.batch_size * world, seed, epoch, cfg.group_by_length)
+    return shard(batches, rank, world)
+
+
 @dataclass
 class Schedule:
     """Step counts, per process: optimiser steps per epoch, in all, between evaluations and saves."""
@@ -55,14 +72,32 @@ class Schedule:
     save_every: int
 
     @classmethod
-    def build(cls, lengths: list[int], cfg: TrainConfig, seed: int, acc: Accelerator) -> Schedule:
-        # fixed before training from the plain order (a strategy's order may vary by epoch)
-        batches = epoch_batches(lengths, cfg.batch_size * acc.num_processes, seed, 0, False)
-        per_epoch = len(shard(batches, acc.process_index, acc.num_processes))
-        if per_epoch == 0:
-            raise ValueError(f"no training batches: {len(lengths)} rows, batch_size {cfg.batch_size}")
-        steps_per_epoch = math.ceil(per_epoch / cfg.grad_accum)
-        total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    def build(
+        cls, lengths: list[int], cfg: TrainConfig, seed: int, acc: Accelerator, multiple: int = 1
+    ) -> Schedule:
+        """Fixed before training from the plain order (a strategy's order may vary by epoch).
+
+        With fixed-size batches every epoch has the same count. Token budgets cut a different number
+        of batches each epoch (the shuffle decides which lengths share a window), so the total sums
+        the epochs the run covers: a run of ``epochs`` ends exactly at the end of its last epoch
+        (or at its fraction), and the warm-up is a share of that total. ``steps_per_epoch`` (the
+        default evaluation interval) is then the first epoch's.
+        """
+        def steps(epoch: int) -> int:
+            size = len(plain_batches(lengths, cfg, seed, epoch, acc, multiple))
+            if size == 0:
+                raise ValueError(f"no training batches: {len(lengths)} rows, batch_size {cfg.batch_size}")
+            return math.ceil(size / cfg.grad_accum)
+
+        steps_per_epoch = steps(0)
+        if cfg.max_steps:
+            total = cfg.max_steps
+        elif not cfg.batch_tokens:
+            total = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+        else:
+            whole, part = int(cfg.epochs), cfg.epochs - int(cfg.epochs)
+            total = sum(steps_per_epoch if e == 0 else steps(e) for e in range(whole))
+            total = max(1, total + (math.ceil(part * steps(whole)) if part else 0))
         eval_every = cfg.eval_every or steps_per_epoch
         return cls(steps_per_epoch, total, eval_every, cfg.save_every or eval_every)
 
@@ -99,6 +134,8 @@ class Session:
     metric: str
     higher_is_better: bool
     lengths: list[int]
+    speed: Speed
+    train_model: torch.nn.Module  # what the training steps call: ``model``, or it compiled
     bar: Any = None
 
     @classmethod
@@ -107,15 +144,25 @@ class Session:
     ) -> Session:
         """Build the optimiser, restore the latest checkpoint (``resume``) or clear stale ones, and
         run the strategies' ``on_fit_start`` hooks."""
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
+        threads = apply_threads(cfg.num_threads, cfg.num_interop_threads)
         acc, precision = make_accelerator(cfg)
+        if cfg.batch_tokens and plan.batch_order is not None:
+            raise ValueError(
+                "train.batch_tokens: a strategy sets the batch order, and token budgets build their own; "
+                "keep one"
+            )
         lengths = [len(f["input_ids"]) for f in inputs.train]
-        schedule = Schedule.build(lengths, cfg, seed, acc)
+        speed = Speed.resolve(cfg, inputs.task, inputs.model, acc.device, precision, lengths, threads)
+        schedule = Schedule.build(lengths, cfg, seed, acc, speed.pad_to_multiple_of)
+        speed.apply(inputs.task, inputs.model)
         optimizer = build_optimizer(inputs.model, cfg, plan.param_groups)
         scheduler = build_scheduler(optimizer, cfg, schedule.total)
         model, optimizer = acc.prepare(inputs.model, optimizer)
         raw = acc.unwrap_model(model)
+        train_model = model
+        if speed.compile:
+            first = plain_batches(lengths, cfg, seed, 0, acc, speed.pad_to_multiple_of, plan.batch_order)
+            train_model = compile_for_training(model, batch_shapes(first, lengths, speed.pad_to_multiple_of))
         state, resumed_from = TrainerState(), None
         if resume and (ckpt := latest_checkpoint(paths.checkpoints)) is not None:
             state = load_checkpoint(ckpt, raw, optimizer, scheduler)
@@ -133,7 +180,8 @@ class Session:
             inputs=inputs, paths=paths, cfg=cfg, seed=seed, plan=plan, acc=acc, precision=precision,
             schedule=schedule, model=model, raw=raw, optimizer=optimizer, scheduler=scheduler,
             state=state, resumed_from=resumed_from, ctx=ctx, log=log, metric=metric,
-            higher_is_better=inputs.task.greater_is_better(metric), lengths=lengths,
+            higher_is_better=inputs.task.greater_is_better(metric), lengths=lengths, speed=speed,
+            train_model=train_model,
         )
         run.hooks("on_fit_start")
         run.bar = tqdm(
@@ -162,12 +210,10 @@ class Session:
 
     def epoch_batches(self) -> list[list[int]]:
         """This process's share of the current epoch's batches (index lists into the train split)."""
-        order = self.plan.batch_order or epoch_batches
-        batches = order(
-            self.lengths, self.cfg.batch_size * self.acc.num_processes, self.seed, self.state.epoch,
-            self.cfg.group_by_length,
+        return plain_batches(
+            self.lengths, self.cfg, self.seed, self.state.epoch, self.acc, self.speed.pad_to_multiple_of,
+            self.plan.batch_order,
         )
-        return shard(batches, self.acc.process_index, self.acc.num_processes)
 
     def due(self, every: int) -> bool:
         """Whether the step just done is a multiple of ``every`` or the last one."""

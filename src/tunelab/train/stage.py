@@ -24,6 +24,7 @@ def run(
     from tunelab.models.freeze import freeze
     from tunelab.tasks import get_task
     from tunelab.tasks.base import MODEL_INFO
+    from tunelab.tasks.windows import grouped_rows
     from tunelab.tracking import open_tracker
     from tunelab.train.loop import fit
     from tunelab.train.session import FitInputs, FitPaths
@@ -40,7 +41,8 @@ def run(
     train = task.encode(run_dir.split_rows("train"), tokenizer, recipe, labels)
     val = task.encode(run_dir.split_rows("validation"), tokenizer, recipe, labels)
     task.use_loss(recipe.train.loss, train, labels)
-    examples = len(train)
+    windows = len(train)  # model.long_text: chunk reads a long row as several windows
+    examples = grouped_rows(train) or windows
     if recipe.train.packing:
         train = task.pack(train, recipe.model.max_length)
     setup = StrategySetup(model, task, tokenizer, train, recipe.train, recipe.run.seed)
@@ -80,12 +82,14 @@ def run(
         "train_tokens_per_s": round(result.train_tokens_per_s, 1),
         "peak_memory_mb": round(result.peak_memory_mb, 1),
         "precision": result.precision,
+        "speed": result.speed,  # the training-speed switches as resolved, and the thread counts
         "parameters": {"trainable": trainable, "total": total},
         "resumed_from_step": result.resumed_from,
         "train_examples": examples,
+        **({"train_windows": windows} if grouped_rows(train) is not None else {}),
         "train_rows": len(train),  # packed rows with train.packing, else the examples
         "stopped": result.state.stopped or None,
-        "validation_examples": len(val),
+        "validation_examples": grouped_rows(val) or len(val),
         **({"learned": learned} if learned else {}),
     }
     atomic_write_json(run_dir.metrics / "train_summary.json", summary)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from tunelab.train.padding import pad_batch
+
 if TYPE_CHECKING:
     from tunelab.train.session import Session
 
@@ -43,13 +45,14 @@ def optimizer_step(run: Session, group: list[list[int]], speed: Throughput) -> f
     start = time.perf_counter()
     model.train()
     loss_sum, tokens = 0.0, 0
+    multiple, pad_id = run.speed.pad_to_multiple_of, getattr(inputs.tokenizer, "pad_token_id", None)
     for j, idx in enumerate(group):
         batch = task.collate([inputs.train[k] for k in idx], inputs.tokenizer)
-        batch = {k: v.to(acc.device) for k, v in batch.items()}
+        batch = {k: v.to(acc.device) for k, v in pad_batch(batch, multiple, pad_id).items()}
         # under DDP only the group's last backward all-reduces; the others accumulate locally
         sync = contextlib.nullcontext() if j == len(group) - 1 else acc.no_sync(model)
         with sync, acc.autocast():
-            loss = task.loss(model, batch) / len(group)
+            loss = task.loss(run.train_model, batch) / len(group)
             acc.backward(loss)
         loss_sum += loss.item()
         tokens += count_tokens(batch)

@@ -1,0 +1,134 @@
+"""The training-speed switches of ``train:`` resolved for this run, and recorded in its summary.
+
+``auto`` means:
+
+- ``chunked_loss``: on where the task computes the answer_only loss of a causal LM whose logits are
+  ``lm_head`` of the last hidden state (sft, lm); off elsewhere.
+- ``compile``: on with CUDA; off on CPU, where inductor's compile time (tens of seconds per batch
+  shape for a 135M model on 2 cores) has not been shown to pay back over a fine-tuning run.
+- ``pad_to_multiple_of``: with compile, the bucket that bounds recompilations (``compile.bucket``);
+  else 8 on CUDA (bf16/tf32 tensor-core GEMMs want dimensions in multiples of 8, the value HF's
+  collators use); 16 for bf16 on CPU (an AMX tile holds 16 rows, and oneDNN's bf16 kernels run
+  whole tiles, so a ragged length pays for a tile it does not fill anyway); 1 for fp32 on CPU, where
+  the AVX kernels have no such granularity and every pad token is pure extra work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from tunelab.batching import round_up
+from tunelab.config.train import TrainConfig
+from tunelab.tasks.chunked_loss import transformers_model
+from tunelab.train.compile import bucket
+
+log = logging.getLogger("tunelab")
+
+
+@dataclass
+class Speed:
+    """The resolved switches (no ``auto`` left); :meth:`summary` is what train_summary.json records."""
+
+    precision: str
+    intra_op_threads: int
+    inter_op_threads: int
+    chunked_loss: bool
+    loss_chunk_tokens: int | None
+    batch_tokens: int | None
+    pad_to_multiple_of: int
+    compile: bool
+    gradient_checkpointing: bool
+    over_budget_examples: int = 0  # examples longer than batch_tokens: each a batch of its own
+    undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def resolve(
+        cls, cfg: TrainConfig, task: Any, model: torch.nn.Module, device: torch.device, precision: str,
+        lengths: list[int], threads: dict[str, int],
+    ) -> Speed:
+        cuda = device.type == "cuda"
+        compiled = cuda if cfg.compile == "auto" else bool(cfg.compile)
+        multiple = cfg.pad_to_multiple_of
+        if multiple == "auto":
+            if compiled:
+                multiple = bucket(max(lengths, default=1))
+            else:
+                multiple = 8 if cuda else 16 if precision == "bf16" else 1
+        budget = cfg.batch_tokens
+        over = sum(round_up(n, multiple) > budget for n in lengths) if budget else 0
+        if over:
+            log.warning("train.batch_tokens: %d example(s) exceed the budget of %d; each gets a batch alone",
+                        over, budget)
+        chunked = _chunked(cfg, task, model)
+        return cls(
+            precision=precision, chunked_loss=chunked,
+            loss_chunk_tokens=cfg.loss_chunk_tokens if chunked else None,
+            batch_tokens=budget, pad_to_multiple_of=int(multiple), compile=compiled,
+            gradient_checkpointing=cfg.gradient_checkpointing, over_budget_examples=over, **threads,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "undo"}
+
+    def apply(self, task: Any, model: torch.nn.Module) -> None:
+        """Switch the task's loss and the model's checkpointing to these settings (before ``prepare``)."""
+        if hasattr(task, "use_chunked_loss"):
+            task.use_chunked_loss(self.loss_chunk_tokens if self.chunked_loss else None)
+        if self.chunked_loss:
+            self.undo.append(lambda: task.use_chunked_loss(None))
+        if self.gradient_checkpointing:
+            self.undo.append(enable_gradient_checkpointing(model))
+
+    def restore(self) -> None:
+        """Undo :meth:`apply` (after training: the model and task are used on as they were)."""
+        while self.undo:
+            self.undo.pop()()
+
+
+def _chunked(cfg: TrainConfig, task: Any, model: torch.nn.Module) -> bool:
+    if cfg.chunked_loss is False:
+        return False
+    if not hasattr(task, "chunked_loss_problem"):
+        problem: str | None = f"task {task.name!r} has no causal-LM loss (chunking is for sft and lm)"
+    else:
+        problem = task.chunked_loss_problem(model)
+    if problem is None:
+        return True
+    if cfg.chunked_loss is True:
+        raise ValueError(f"train.chunked_loss: true, but {problem}; set it to auto or false")
+    if hasattr(task, "chunked_loss_problem"):  # auto on a causal LM that cannot: worth a line
+        log.info("train.chunked_loss: auto stays off: %s", problem)
+    return False
+
+
+def enable_gradient_checkpointing(model: torch.nn.Module) -> Callable[[], None]:
+    """transformers' activation checkpointing (non-reentrant) on ``model``'s transformers module,
+    with input embeddings that require grad under peft; returns the function that undoes it."""
+    inner = transformers_model(model)
+    if inner is None or not getattr(inner, "supports_gradient_checkpointing", False):
+        name = type(inner or model).__name__
+        raise ValueError(f"train.gradient_checkpointing: {name} does not support gradient checkpointing")
+    kwargs = {"use_reentrant": False}
+    if hasattr(inner, "activation_checkpointing_enable"):  # the transformers 5.x name
+        inner.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        disable = inner.activation_checkpointing_disable
+    else:
+        inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        disable = inner.gradient_checkpointing_disable
+    hooked = False
+    if hasattr(model, "peft_config") and not getattr(inner, "_require_grads_hooks", None):
+        # frozen embeddings give checkpointed layers inputs without grad; peft's own recipe
+        inner.enable_input_require_grads()
+        hooked = True
+
+    def undo() -> None:
+        disable()
+        if hooked or getattr(inner, "_require_grads_hooks", None):
+            inner.disable_input_require_grads()
+
+    return undo
