@@ -91,7 +91,7 @@ def test_regression_gives_values_from_ridge():
     assert p.gold.tolist() == [r["label"] for r in test]
     assert fitted.info["alpha"] in bl.ALPHA_GRID and "ridge" in fitted.info["model"]
     assert fitted.info["selected_by"] == "rmse on validation"
-    assert value("r2", p) > 0.8
+    assert value("r2", p) > 0.6  # a word decides the sign: far above 0, the r2 of a constant
     assert {"mae", "rmse", "r2", "target", "prediction"} <= set(score(task, p, recipe))
 
 
