@@ -295,7 +295,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--val-rows", type=int, default=None, help="default: the whole validation split")
     ap.add_argument("--ablate", action="store_true", help="tunelab alone, one speed switch added per row")
-    ap.add_argument("--quick", action="store_true", help="smoke test: 3 steps, 32 train and 8 validation rows")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 3 steps, 32 train, 8 validation rows")
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--side", choices=["tunelab", "hf", "trl"], help=argparse.SUPPRESS)
     ap.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)

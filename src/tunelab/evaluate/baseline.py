@@ -106,25 +106,10 @@ def fit_baseline(
 
 def targets(kind: str, rows: list[dict[str, Any]], task: Task, recipe: Recipe, labels) -> np.ndarray:
     """The gold answers of ``rows`` as the task encodes them: class ids, 0/1 vectors or floats."""
-    if kind == "labels":
-        ids_of = {lab: i for i, lab in enumerate(labels or [])}
-        unknown = sorted({str(r["label"]) for r in rows} - set(ids_of))
-        if unknown:
-            raise ValueError(f"labels {unknown} are not among the trained labels {labels}")
-        return np.asarray([ids_of[r["label"]] for r in rows], dtype=np.int64)
+    gold = task.targets(rows, recipe, labels)
     if kind == "multilabel":
-        from tunelab.tasks.multilabel import multi_hot
-
-        ids_of = {lab: i for i, lab in enumerate(labels or [])}
-        names = [(r["label"],) if isinstance(r["label"], str) else tuple(r["label"]) for r in rows]
-        return np.stack([multi_hot(n, ids_of) for n in names]).reshape(len(rows), len(ids_of))
-    out = []
-    for i, r in enumerate(rows):
-        y, why = task.parse_label(r["label"], recipe)
-        if why:
-            raise ValueError(f"row {i}: {why}")
-        out.append(y)
-    return np.asarray(out, dtype=np.float64)
+        return np.asarray(gold, dtype=np.int64).reshape(len(rows), len(labels or []))
+    return np.asarray(gold, dtype=np.int64 if kind == "labels" else np.float64)
 
 
 def _grid(kind: str) -> tuple[float, ...]:
@@ -135,7 +120,7 @@ def _holdout(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     if n < 5:
         raise ValueError(f"{n} train rows are too few to tune a baseline without a validation split")
     order = np.random.default_rng(seed).permutation(n)
-    cut = max(1, int(round(n * HOLDOUT)))
+    cut = max(1, round(n * HOLDOUT))
     return np.sort(order[cut:]), np.sort(order[:cut])
 
 

@@ -68,11 +68,13 @@ def verdict(name: str, difference: dict[str, Any], confidence: float) -> dict[st
     if gain > 0 and (worst_gain is None or worst_gain > 0):
         outcome, head = BEATS, f"fine-tuning beats the {BASELINE_NAME}"
     elif gain > 0:
-        outcome, head = WITHIN_NOISE, f"fine-tuning is ahead of the {BASELINE_NAME} but within noise (CI crosses 0)"
+        outcome = WITHIN_NOISE
+        head = f"fine-tuning is ahead of the {BASELINE_NAME} but within noise (CI crosses 0)"
     else:
         outcome, head = BEHIND, f"fine-tuning does NOT beat the {BASELINE_NAME}"
     level = f"{100 * confidence:g}% CI"
-    spread = f", {level} {_signed(low)}..{_signed(high)}" if has_interval else ", no interval (bootstrap_samples 0)"
+    no_interval = ", no interval (bootstrap_samples 0)"
+    spread = f", {level} {_signed(low)}..{_signed(high)}" if has_interval else no_interval
     direction = "" if higher else "; lower is better"
     sentence = (
         f"{head}: {name} {_num(difference['b'])} vs {_num(difference['a'])} "

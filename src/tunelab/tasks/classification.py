@@ -119,11 +119,15 @@ class ClassificationTask(Task):
         return sorted(set(labels))
 
     def encode(self, rows, tokenizer, recipe: Recipe, labels) -> list[dict[str, Any]]:
-        ids_of = {lab: i for i, lab in enumerate(labels)}
+        return self.text_features(rows, self.targets(rows, recipe, labels), tokenizer, recipe)
+
+    def targets(self, rows, recipe: Recipe, labels) -> list[Any]:
+        """Each row's gold answer as the model is trained on it: here a class id into ``labels``."""
+        ids_of = {lab: i for i, lab in enumerate(labels or [])}
         unknown = sorted({str(r["label"]) for r in rows} - set(ids_of))
         if unknown:
             raise ValueError(f"labels {unknown} are not among the trained labels {labels}")
-        return self.text_features(rows, [ids_of[r["label"]] for r in rows], tokenizer, recipe)
+        return [ids_of[r["label"]] for r in rows]
 
     def text_features(self, rows, targets: list[Any], tokenizer, recipe: Recipe) -> list[dict[str, Any]]:
         """Features of the rows' texts, read as ``model.long_text`` says, each with its row's target.

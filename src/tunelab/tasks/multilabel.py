@@ -89,12 +89,15 @@ class MultiLabelTask(ClassificationTask):
 
     def encode(self, rows, tokenizer, recipe: Recipe, labels) -> list[dict[str, Any]]:
         """Token ids and a 0/1 vector over ``labels`` per row."""
-        ids_of = {lab: i for i, lab in enumerate(labels)}
-        targets = [multi_hot(_names(r["label"]), ids_of) for r in rows]
+        return self.text_features(rows, self.targets(rows, recipe, labels), tokenizer, recipe)
+
+    def targets(self, rows, recipe: Recipe, labels) -> list[Any]:
+        """A 0/1 list over ``labels`` per row."""
+        ids_of = {lab: i for i, lab in enumerate(labels or [])}
         unknown = sorted({n for r in rows for n in _names(r["label"])} - set(ids_of))
         if unknown:
             raise ValueError(f"labels {unknown} are not among the trained labels {labels}")
-        return self.text_features(rows, [y.tolist() for y in targets], tokenizer, recipe)
+        return [multi_hot(_names(r["label"]), ids_of).tolist() for r in rows]
 
     def loss_data(self, features, labels):
         from tunelab.tasks.losses import LossData

@@ -65,13 +65,17 @@ class RegressionTask(ClassificationTask):
         return self.load_with_head(recipe, num_labels=1, problem_type="regression")
 
     def encode(self, rows, tokenizer, recipe: Recipe, labels=None) -> list[dict[str, Any]]:
-        targets = []
+        return self.text_features(rows, self.targets(rows, recipe, labels), tokenizer, recipe)
+
+    def targets(self, rows, recipe: Recipe, labels=None) -> list[Any]:
+        """Each row's number."""
+        out = []
         for i, r in enumerate(rows):
             y, why = self.parse_label(r["label"], recipe)
             if why:
                 raise ValueError(f"row {i}: {why}")
-            targets.append(y)
-        return self.text_features(rows, targets, tokenizer, recipe)
+            out.append(y)
+        return out
 
     def loss_data(self, features, labels):
         from tunelab.tasks.losses import LossData

@@ -56,5 +56,5 @@ def test_contradicting_speed_settings_name_the_key():
     assert any("train.chunked_loss: true computes the answer_only loss" in p for p in problems)
     # auto leaves a non-LM loss alone, and label smoothing of the answer_only loss is kept
     validate_recipe({**BASE, "train": {"loss": "focal"}})
-    validate_recipe({**BASE, "task": "sft", "train": {"chunked_loss": True,
-                                                      "loss": {"name": "answer_only", "label_smoothing": 0.1}}})
+    smoothed = {"name": "answer_only", "label_smoothing": 0.1}
+    validate_recipe({**BASE, "task": "sft", "train": {"chunked_loss": True, "loss": smoothed}})
