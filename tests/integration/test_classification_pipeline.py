@@ -108,4 +108,51 @@ assert "tunelab" not in sys.modules
             [r["text"] for r in rows], padding=True, truncation=True, max_length=32, return_tensors="pt"
         )
         ours = model(**enc).logits
-    torch.testing.assert_close(ours, plain, atol=1e-5, rtol=1e-4)
+    # the folder holds raw logits; tunelab divides them by the temperature fitted on validation
+    temperature = json.loads((run / "model" / "tunelab_model.json").read_text())["temperature"]
+    torch.testing.assert_close(ours, plain / temperature, atol=1e-5, rtol=1e-4)
+
+
+def test_the_tfidf_baseline_sits_beside_base_and_tuned_and_the_cli_says_who_won(finished_run, capsys):
+    """One word of a small vocabulary decides each label: a bag of words is all it takes, so the
+    TF-IDF baseline must be (near) perfect, and the summary must say whether fine-tuning beat it."""
+    from tunelab.cli.main import main
+
+    _, run, _ = finished_run
+    comparison = json.loads((run / "metrics/comparison.json").read_text())
+    acc = comparison["metrics"]["accuracy"]
+    assert {"base", "baseline", "tuned"} <= set(acc)
+    assert acc["baseline"]["value"] >= 0.95
+    assert acc["baseline"]["low"] <= acc["baseline"]["value"] <= acc["baseline"]["high"]
+    pair = comparison["paired_vs_baseline"]["accuracy"]
+    assert pair["value"] == pytest.approx(acc["tuned"]["value"] - acc["baseline"]["value"])
+    verdict = comparison["verdict"]
+    assert verdict["metric"] == "accuracy"
+    assert verdict["beats_baseline"] == (pair["low"] > 0), "beats only when the whole interval is above 0"
+    baseline_rows = read_jsonl(run / "metrics/baseline_predictions.jsonl")
+    assert len(baseline_rows) == comparison["n_examples"]
+
+    capsys.readouterr()
+    assert main(["evaluate", str(run / "recipe.yaml"), "--force"]) == 0
+    said = capsys.readouterr()
+    said = " ".join((said.out + said.err).split())
+    assert " ".join(verdict["sentence"].split()) in said
+    assert ("does NOT beat" in said) == (verdict["outcome"] == "behind")
+    cal = json.loads((run / "metrics/eval.json").read_text())["calibration"]
+    assert f"T = {cal['temperature']:.3f}: ECE {cal['before']['ece']:.4f} -> {cal['after']['ece']:.4f}" in said
+
+
+def test_eval_json_carries_calibration_before_and_after_with_reliability_bins(finished_run):
+    _, run, _ = finished_run
+    ev = json.loads((run / "metrics/eval.json").read_text())
+    info = json.loads((run / "model" / "tunelab_model.json").read_text())
+    cal = ev["calibration"]
+    assert cal["temperature"] == info["temperature"] > 0
+    fit = info["temperature_fit"]
+    assert fit["validation_rows"] > 0 and fit["log_loss_after"] <= fit["log_loss_before"]
+    for side in ("before", "after"):
+        assert set(cal[side]) == {"ece", "brier", "log_loss"}
+        bins = cal["reliability"][side]
+        assert sum(b["count"] for b in bins) == ev["n_examples"]
+        assert all(0 <= b["accuracy"] <= 1 and b["low"] < b["confidence"] <= b["high"] for b in bins)
+    assert ev["ece"] == cal["after"]["ece"], "the headline ECE is the calibrated model's"

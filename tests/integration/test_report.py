@@ -48,6 +48,7 @@ def test_the_run_ends_with_the_report(reported):
         assert f"<b>{title}</b>: the {stage} stage did not run" in page
         assert f"<code>tunelab {stage} RECIPE</code>" in page
     assert page.count("class='ex'") == 3 and "table class='cm'" in page and "reliability (" in page
+    assert "reliability (calibrated, T = " in page, "temperature scaling: the diagrams before and after"
     accuracy = json.loads((root / "metrics/eval.json").read_text())["accuracy"]["value"]
     assert f"{accuracy:.4g}" in page
     manifest = json.loads((root / "manifest.json").read_text())

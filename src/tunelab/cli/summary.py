@@ -42,6 +42,8 @@ def summary_rows(results: Sequence[Any]) -> list[tuple[str, str]]:
                 rows.append((f"{prefix}{name}", _interval(value)))
             elif result.stage == "evaluate" and isinstance(value, float):
                 rows.append((name, f"{value:.4f}"))  # a headline figure without an interval (ece)
+            elif result.stage == "evaluate" and name == "calibration" and isinstance(value, str):
+                rows.append((name, value))  # temperature scaling: ECE and log loss before -> after
     return rows
 
 

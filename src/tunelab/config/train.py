@@ -235,6 +235,11 @@ class TrainConfig(Section):
     tracking: TrackingConfig = Field(
         default_factory=TrackingConfig, description="experiment tracking: {backend: mlflow} or tensorboard"
     )
+    calibration: Literal["temperature", "none"] = Field(
+        "temperature",
+        description="classification: fit a temperature on validation after training (Guo et al. 2017) "
+        "that every reported probability uses; none: raw softmax probabilities",
+    )
     # ---- training speed (README "Training speed"): each switch is recorded in train_summary.json ----
     chunked_loss: Literal["auto"] | bool = Field(
         "auto",

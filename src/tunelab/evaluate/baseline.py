@@ -77,12 +77,15 @@ def fit_baseline(
         tune_val, y_tune_val = [train[i] for i in held], y_train[held]
     fits = [_fit(kind, strength, tune_train, y_tune_train, seed, labels) for strength in _grid(kind)]
     metric = task.default_metric
-    scores = {}
+    scores, losses = {}, {}
     for fit in fits:
         fit.tune_threshold(tune_val, y_tune_val)
-        scores[fit.strength] = value(metric, fit.predictions(tune_val, y_tune_val))
+        preds = fit.predictions(tune_val, y_tune_val)
+        scores[fit.strength], losses[fit.strength] = value(metric, preds), float(task.losses_of(preds).mean())
     sign = 1.0 if higher_is_better(metric) else -1.0
-    best = max(fits, key=lambda fit: sign * scores[fit.strength])  # ties: the first, most regularised
+    # ties on the metric (accuracy on a small validation split often ties) go to the lower validation
+    # loss, a proper score: "the most regularised" would keep a C whose probabilities all sit near 0.5
+    best = max(fits, key=lambda fit: (sign * scores[fit.strength], -losses[fit.strength]))
     if tune_train is not train:  # refit on the whole train split with the chosen strength
         threshold = best.threshold
         best = _fit(kind, best.strength, train, y_train, seed, labels)
@@ -93,6 +96,7 @@ def fit_baseline(
         "model": f"TF-IDF (word 1-2 grams, sublinear tf, min_df {best.min_df}) + {name}",
         param: best.strength,
         "grid": {str(k): v for k, v in scores.items()},
+        "grid_loss": {str(k): v for k, v in losses.items()},  # the tie-breaker
         "selected_by": f"{metric} on {tuned_on}",
         "vocabulary": best.vocabulary,
         "train_rows": len(train),

@@ -52,6 +52,11 @@ def run(recipe: Recipe, run_dir: RunDir) -> StageResult:
         comparison["tuned"] = {k: tuned_metrics[k] for k in names if k in tuned_metrics}
     baseline = _baseline(task, recipe, run_dir, rows, labels, tuned_preds)
     summary = {k: tuned_metrics[k] for k in names if k in tuned_metrics}
+    if isinstance(cal := tuned_metrics.get("calibration"), dict):  # temperature scaling, in one line
+        summary["calibration"] = (
+            f"T = {cal['temperature']:.3f}: ECE {cal['before']['ece']:.4f} -> {cal['after']['ece']:.4f}, "
+            f"log loss {cal['before']['log_loss']:.4f} -> {cal['after']['log_loss']:.4f}"
+        )
     if baseline is not None and "error" not in baseline:
         base_line_metrics, base_line_preds, info = baseline
         comparison["paired_vs_baseline"] = pairs = paired(names, base_line_preds, tuned_preds, recipe)

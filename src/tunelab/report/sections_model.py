@@ -206,6 +206,23 @@ def calibration_points(rows: list[dict[str, Any]]) -> tuple[str, list[tuple[floa
 
 
 def _reliability(run: Run) -> str:
+    """Before / after temperature scaling from eval.json's bins when the run has them, else one
+    diagram of predictions.jsonl's probabilities."""
+    ev = run.object("metrics/eval.json") if run.has("metrics/eval.json") else {}
+    cal = mapping(ev.get("calibration"))
+    bins = mapping(cal.get("reliability"))
+    if items(bins.get("before")) and items(bins.get("after")):
+        t = f(cal.get("temperature"), 3)
+        ece = [f(mapping(cal.get(k)).get("ece"), 3) for k in ("before", "after")]
+        nll = [f(mapping(cal.get(k)).get("log_loss")) for k in ("before", "after")]
+        return (
+            charts.reliability(bins["before"], title=f"reliability (raw, T = 1): ECE {ece[0]}", size=290)
+            + charts.reliability(bins["after"], title=f"reliability (calibrated, T = {t}): ECE {ece[1]}", size=290)
+            + h.paragraph(
+                f"Temperature scaling, fitted on validation: T = {t}; ECE {ece[0]} -> {ece[1]}, "
+                f"log loss {nll[0]} -> {nll[1]}"
+            )
+        )
     kind, points = calibration_points(run.jsonl("metrics/predictions.jsonl"))
     if not points:
         return ""

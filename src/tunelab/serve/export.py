@@ -44,10 +44,11 @@ def run(
     task = get_task(recipe.task)
     labels = run_dir.labels() if task.has_labels else None
     tuned, tokenizer = task.load_tuned(run_dir.model, recipe, labels)
+    temperature = _take_temperature(tuned)  # the folder holds raw logits; its info carries T
     reference = probe_logits(tuned, tokenizer)  # base + adapter, before merging changes the weights
     merged = merge(tuned)
     del tuned
-    info = export_info(recipe, run_dir, task, labels)
+    info = {**export_info(recipe, run_dir, task, labels), **temperature}
     metrics: dict[str, Any] = {}
     with atomic_dir(run_dir.path("export")) as tmp:
         save_folder(merged, tokenizer, tmp / "model", info, _dtype(cfg.dtype, merged))
@@ -179,6 +180,15 @@ def check_reload(task: Task, reference: torch.Tensor, folder: Path, tokenizer) -
         if out is not None and out.weight.data_ptr() != inp.weight.data_ptr():
             raise RuntimeError(f"{folder}: tied embeddings came back untied after reload")
     return float((probe_logits(reloaded, tokenizer) - reference).abs().max())
+
+
+def _take_temperature(model) -> dict[str, float]:
+    """``{"temperature": T}`` of a calibrated classifier (taken off the model, so the exported weights
+    and the checks compare raw logits; servers divide by T), else ``{}``."""
+    from tunelab.tasks.calibration import remove_temperature
+
+    temperature = remove_temperature(model)
+    return {"temperature": temperature} if temperature is not None else {}
 
 
 def _dtype(name: str, model) -> torch.dtype:

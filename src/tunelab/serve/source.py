@@ -121,6 +121,10 @@ def _from_folder(folder: Path, model_id: str) -> Served:
         id2label = getattr(model.config, "id2label", None) or {}
         labels = [str(id2label[i]) for i in sorted(id2label, key=int)]
     max_length = int(info.get("max_length") or min(getattr(tokenizer, "model_max_length", 512), 4096))
+    if kind == "classifier" and info.get("temperature") is not None:  # calibrated, as the run evaluated
+        from tunelab.tasks.calibration import install_temperature
+
+        install_temperature(model, float(info["temperature"]))
     return _ready(Served(kind, model_id, model, tokenizer, labels, max_length, info=info, source=str(folder)))
 
 

@@ -86,14 +86,22 @@ class ClassificationTask(Task):
         return model, tokenizer
 
     def load_tuned(self, model_dir: Path, recipe: Recipe, labels: list[str] | None):
+        """The tuned model (adapter, full or tunelab-headed), with the temperature saved beside it
+        installed: every caller of the model gets calibrated logits (see ``tasks/calibration.py``)."""
         from tunelab.models.heads import is_headed, load_headed
 
         if not is_headed(model_dir):
-            return super().load_tuned(model_dir, recipe, labels)
-        from transformers import AutoTokenizer
+            model, tokenizer = super().load_tuned(model_dir, recipe, labels)
+        else:
+            from transformers import AutoTokenizer
 
-        model = load_headed(model_dir).eval()
-        return model, AutoTokenizer.from_pretrained(str(model_dir))
+            model, tokenizer = load_headed(model_dir).eval(), AutoTokenizer.from_pretrained(str(model_dir))
+        temperature = saved_temperature(model_dir)
+        if temperature is not None:
+            from tunelab.tasks.calibration import install_temperature
+
+            install_temperature(model, temperature)
+        return model, tokenizer
 
     def parse_label(self, value: Any, recipe: Recipe) -> tuple[Any, str | None]:
         """A class name. An integer names one class however it comes: ``1``, ``1.0``, ``np.int64(1)``,
@@ -187,6 +195,51 @@ class ClassificationTask(Task):
     def losses_of(self, preds: Predictions) -> np.ndarray:
         return -np.log(np.clip(preds.scores[np.arange(len(preds)), preds.gold], 1e-12, 1.0))
 
+    def calibrates(self, recipe: Recipe) -> bool:
+        """Whether after_fit fits a temperature: single-label classification with
+        ``train.calibration: temperature`` (regression and multilabel reuse this class, not this)."""
+        return (
+            recipe.train.calibration == "temperature"
+            and self.loss_kind == "classification"
+            and self.label_dtype == torch.long
+        )
+
+    def after_fit(self, model, val_features, tokenizer, recipe: Recipe) -> dict[str, Any]:
+        """The temperature with the lowest validation log loss (never above T = 1's; 1 without
+        validation rows), installed on ``model`` and returned for ``tunelab_model.json``."""
+        if not self.calibrates(recipe):
+            return {}
+        from tunelab.batching import eval_batches
+        from tunelab.tasks.calibration import fit_temperature, install_temperature, remove_temperature
+        from tunelab.tasks.windows import row_outputs
+
+        remove_temperature(model)  # fit on the raw logits
+        logits, gold = torch.empty((0, 0)), torch.empty(0, dtype=torch.long)
+        if val_features:
+            model.eval()
+            with torch.no_grad():
+                batches = eval_batches(val_features, self, tokenizer, recipe.train.eval_batch_size)
+                logits, gold = row_outputs(self.forward, model, batches, self.pooling)
+        fit = fit_temperature(logits, gold)
+        install_temperature(model, fit.temperature)
+        log.info(
+            "temperature scaling: T = %.3f on %d validation rows (log loss %s -> %s)", fit.temperature,
+            fit.rows, _rounded(fit.log_loss_before), _rounded(fit.log_loss_after),
+        )
+        return fit.info()
+
+    def evaluate(self, model, tokenizer, rows, recipe: Recipe, labels) -> tuple[dict[str, Any], Predictions]:
+        """The figures of :meth:`Task.evaluate` (of calibrated probabilities, for a model carrying a
+        temperature) and, for such a model, ``calibration``: its temperature, ECE / Brier / log loss
+        before (T = 1) and after, and the reliability bins of both."""
+        out, preds = super().evaluate(model, tokenizer, rows, recipe, labels)
+        from tunelab.tasks.calibration import calibration_report, temperature_of
+
+        temperature = temperature_of(model)
+        if temperature is not None and preds.kind == "labels" and len(preds):
+            out["calibration"] = calibration_report(preds.gold, preds.scores, temperature)
+        return out, preds
+
     def details(self, preds: Predictions, recipe: Recipe) -> dict[str, Any]:
         from tunelab.metrics.classification import classification_metrics
 
@@ -225,6 +278,23 @@ class ClassificationTask(Task):
         y_val = np.asarray([ids_of[r["label"]] for r in val])
         pred, parameters, tokens, seconds = probe_scores(recipe, train, val, y_train, "classifier")
         return Scored(float((pred == y_val).mean()), parameters, tokens, seconds)
+
+
+def saved_temperature(model_dir: Path) -> float | None:
+    """The temperature in ``model_dir/tunelab_model.json``; None for a model saved without one."""
+    import json
+
+    from tunelab.tasks.base import MODEL_INFO
+
+    path = Path(model_dir) / MODEL_INFO
+    if not path.is_file():
+        return None
+    value = json.loads(path.read_text(encoding="utf-8")).get("temperature")
+    return float(value) if value is not None else None
+
+
+def _rounded(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
 
 
 def _head_outputs(config, has_labels: bool) -> str:

@@ -79,6 +79,9 @@ def _train(run: Session, cfg: TrainConfig, paths: FitPaths) -> FitResult:
     run.bar.close()
     run.acc.wait_for_everyone()
     load_best(paths.checkpoints, run.raw, run.optimizer)
+    # accelerate wrapped the model's forward in autocast in place: the caller gets it back plain, so what
+    # runs the model next (calibration, thresholds, evaluation) computes as a freshly loaded copy would
+    run.acc.unwrap_model(run.model, keep_fp32_wrapper=False)
     return _result(run, last_val or last_validation(run), time.perf_counter() - start, speed)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
 from accelerate.state import AcceleratorState
-from tests.helpers import lm_recipe, lm_texts, write_jsonl
+from tests.helpers import lm_recipe, lm_texts, qa_rows, write_jsonl
 from tests.unit.train.fit_helpers import cls_setup, run_fit, sft_setup
 from transformers import set_seed
 
@@ -33,7 +34,10 @@ def assert_same_curve(a: list[float], b: list[float], rtol: float = CURVE_RTOL, 
     assert b[-1] < b[0] if trains else len(set(b)) > STEPS // 2, "the curve moves"
 
 
-def sft_fit(tiny_llama: Path, tmp_path: Path, lora: bool = True, plan: Plan | None = None, **train: Any):
+def sft_fit(
+    tiny_llama: Path, tmp_path: Path, lora: bool = True, plan: Plan | None = None, resume: bool = False,
+    ragged: bool = False, **train: Any,
+):
     """An fp32 fit of the tiny Llama (LoRA without dropout: both sides of a comparison draw no random
     numbers, so a feature that changes tensor shapes is compared on the same network)."""
     AcceleratorState._reset_state()
@@ -41,11 +45,14 @@ def sft_fit(tiny_llama: Path, tmp_path: Path, lora: bool = True, plan: Plan | No
     set_seed(7)
     train = {**FP32, "batch_size": 4, **train}
     recipe, task, model, tok, feats = sft_setup(tiny_llama, tmp_path, n=48, **train)
+    if ragged:  # prompts of 27 to about 50 tokens (qa_rows' are all 27 or 28)
+        feats = task.encode(ragged_rows(48), tok, recipe)
+        assert len(feats) == 48, "no answer truncated away"
     if lora:
         recipe.model.adapter.dropout = 0.0
         model = apply_adapter(model, recipe.model.adapter, task.peft_task_type)
     task.use_loss(recipe.train.loss, feats)
-    return run_fit(recipe, task, model, tok, feats[:40], feats[40:], tmp_path, plan), model
+    return run_fit(recipe, task, model, tok, feats[:40], feats[40:], tmp_path, plan, resume), model
 
 
 def cls_fit(tiny_bert: Path, tmp_path: Path, plan: Plan | None = None, **train: Any):
@@ -59,6 +66,16 @@ def cls_fit(tiny_bert: Path, tmp_path: Path, plan: Plan | None = None, **train: 
     )
     task.use_loss(recipe.train.loss, train_f)
     return run_fit(recipe, task, model, tok, train_f, val, tmp_path, plan), model
+
+
+def ragged_rows(n: int) -> list[dict]:
+    """Chat rows from ``qa_rows`` whose prompts start with 0 to 6 extra words."""
+    rng = random.Random(0)
+    return [
+        {"messages": [{"role": "user", "content": "please " * rng.randint(0, 6) + r["prompt"]},
+                      {"role": "assistant", "content": r["response"]}]}
+        for r in qa_rows(n)
+    ]
 
 
 class Widths(Callback):
