@@ -139,7 +139,8 @@ def test_the_tfidf_baseline_sits_beside_base_and_tuned_and_the_cli_says_who_won(
     assert " ".join(verdict["sentence"].split()) in said
     assert ("does NOT beat" in said) == (verdict["outcome"] == "behind")
     cal = json.loads((run / "metrics/eval.json").read_text())["calibration"]
-    assert f"T = {cal['temperature']:.3f}: ECE {cal['before']['ece']:.4f} -> {cal['after']['ece']:.4f}" in said
+    before, after = cal["before"]["ece"], cal["after"]["ece"]
+    assert f"T = {cal['temperature']:.3f}: ECE {before:.4f} -> {after:.4f}" in said
 
 
 def test_eval_json_carries_calibration_before_and_after_with_reliability_bins(finished_run):

@@ -217,7 +217,9 @@ def _reliability(run: Run) -> str:
         nll = [f(mapping(cal.get(k)).get("log_loss")) for k in ("before", "after")]
         return (
             charts.reliability(bins["before"], title=f"reliability (raw, T = 1): ECE {ece[0]}", size=290)
-            + charts.reliability(bins["after"], title=f"reliability (calibrated, T = {t}): ECE {ece[1]}", size=290)
+            + charts.reliability(
+                bins["after"], title=f"reliability (calibrated, T = {t}): ECE {ece[1]}", size=290
+            )
             + h.paragraph(
                 f"Temperature scaling, fitted on validation: T = {t}; ECE {ece[0]} -> {ece[1]}, "
                 f"log loss {nll[0]} -> {nll[1]}"
