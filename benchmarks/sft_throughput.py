@@ -284,7 +284,8 @@ def ablate(args, run_dir: Path, flop: float, peak, budget: int) -> list[dict[str
     def measure(overrides: list[str]) -> dict[str, Any]:
         return child(run_dir, args, "tunelab", overrides)
 
-    out = C.run_ablation(CONFIG, recipe_overrides(args.steps), C.ablation_rows(budget), measure)
+    rows = C.ablation_rows(budget, compile=not args.no_compile)
+    out = C.run_ablation(CONFIG, recipe_overrides(args.steps), rows, measure)
     print(f"\ntunelab ablation, SmolLM2-135M + LoRA, {args.steps} steps, a switch more a row")
     C.print_ablation(out, flop, peak, "val loss", "val_loss", "{:.4f}")
     return out
@@ -295,6 +296,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--val-rows", type=int, default=None, help="default: the whole validation split")
     ap.add_argument("--ablate", action="store_true", help="tunelab alone, one speed switch added per row")
+    ap.add_argument("--no-compile", action="store_true", help="ablation without the compile row")
     ap.add_argument("--quick", action="store_true", help="smoke test: 3 steps, 32 train, 8 validation rows")
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--side", choices=["tunelab", "hf", "trl"], help=argparse.SUPPRESS)

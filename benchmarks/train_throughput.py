@@ -198,7 +198,8 @@ def ablate(args, run_dir: Path, flop: float, peak, budget: int) -> list[dict[str
     def measure(overrides: list[str]) -> dict[str, Any]:
         return child(run_dir, args, "tunelab", overrides)
 
-    out = C.run_ablation(CONFIG, hparam_overrides(args.epochs), C.ablation_rows(budget), measure)
+    rows = C.ablation_rows(budget, compile=not args.no_compile)
+    out = C.run_ablation(CONFIG, hparam_overrides(args.epochs), rows, measure)
     print(f"\ntunelab ablation, MiniLM, {args.train_rows} rows, {args.epochs} epoch(s), a switch more a row")
     C.print_ablation(out, flop, peak, "val acc", "val_accuracy", "{:.4f}")
     return out
@@ -211,6 +212,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     ap.add_argument("--ablate", action="store_true", help="tunelab alone, one speed switch added per row")
+    ap.add_argument("--no-compile", action="store_true", help="ablation without the compile row")
     ap.add_argument("--quick", action="store_true", help="smoke test: 160 train rows, 64 validation rows")
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--side", choices=["tunelab", "hf-default", "hf-informed"], help=argparse.SUPPRESS)

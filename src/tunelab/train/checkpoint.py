@@ -60,10 +60,12 @@ def trained_names(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> l
 def trainable_state(
     model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None
 ) -> dict[str, torch.Tensor]:
-    """Copies of the optimiser's parameters by name; without ``optimizer``, of those requiring grad."""
+    """The optimiser's parameters by name; without ``optimizer``, those requiring grad. Views, not
+    copies (a parameter is contiguous already): a copy of every weight would add its size to the
+    run's peak memory at each checkpoint, for a file write that does not need one."""
     keep = set(trained_names(model, optimizer)) if optimizer is not None else None
     return {
-        n: p.detach().clone().contiguous()
+        n: p.detach().contiguous()
         for n, p in model.named_parameters()
         if (p.requires_grad if keep is None else n in keep)
     }

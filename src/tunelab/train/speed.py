@@ -8,9 +8,10 @@
   shape for a 135M model on 2 cores) has not been shown to pay back over a fine-tuning run.
 - ``pad_to_multiple_of``: with compile, the bucket that bounds recompilations (``compile.bucket``);
   else 8 on CUDA (bf16/tf32 tensor-core GEMMs want dimensions in multiples of 8, the value HF's
-  collators use); 16 for bf16 on CPU (an AMX tile holds 16 rows, and oneDNN's bf16 kernels run
-  whole tiles, so a ragged length pays for a tile it does not fill anyway); 1 for fp32 on CPU, where
-  the AVX kernels have no such granularity and every pad token is pure extra work.
+  collators use); 1 on CPU, in bf16 as in fp32: the linear layers multiply (rows x length) by the
+  weights, a multiple of 16 already at batch 16 or 32, so padding the length buys no whole tiles and
+  every pad token is extra work (measured, benchmarks/train_throughput.py --ablate, MiniLM bf16 on an
+  AVX512-BF16 CPU: padding to 16 cost 8% of tokens/s).
 """
 
 from __future__ import annotations
@@ -55,10 +56,7 @@ class Speed:
         compiled = cuda if cfg.compile == "auto" else bool(cfg.compile)
         multiple = cfg.pad_to_multiple_of
         if multiple == "auto":
-            if compiled:
-                multiple = bucket(max(lengths, default=1))
-            else:
-                multiple = 8 if cuda else 16 if precision == "bf16" else 1
+            multiple = bucket(max(lengths, default=1)) if compiled else 8 if cuda else 1
         budget = cfg.batch_tokens
         over = sum(round_up(n, multiple) > budget for n in lengths) if budget else 0
         if over:

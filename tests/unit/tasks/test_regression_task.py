@@ -38,7 +38,10 @@ def test_other_values_get_a_reason_that_says_what_they_were(raw, reason):
 
 
 def test_regression_fits_numbers(tiny_bert, tmp_path):
-    recipe = cls_recipe(tiny_bert, tmp_path, max_steps=40, eval_every=20, batch_size=16, learning_rate=3e-3)
+    # fp32: fit validates under the training precision, and evaluate (below) runs the model as loaded
+    recipe = cls_recipe(
+        tiny_bert, tmp_path, max_steps=40, eval_every=20, batch_size=16, learning_rate=3e-3, precision="fp32"
+    )
     task = get_task("regression")
     model, tok = task.load_base(recipe)
     assert model.config.num_labels == 1 and model.config.problem_type == "regression"

@@ -57,3 +57,14 @@ class Record(Callback):
 
     def on_step_end(self, ctx: FitContext, loss: float) -> None:
         self.seen.append(self.fn(ctx))
+
+
+class Crash(Callback):
+    """Stands in for a killed process: fails at the start of the step after ``at``."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_step_start(self, ctx: FitContext) -> None:
+        if ctx.state.global_step == self.at:
+            raise KeyboardInterrupt

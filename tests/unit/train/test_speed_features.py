@@ -110,7 +110,7 @@ def test_auto_settings_on_cpu_and_what_the_summary_records(tiny_llama, tmp_path,
     result, _ = sft_fit(tiny_llama, tmp_path, num_threads=1)
     speed = result.speed
     assert speed["compile"] is False, "auto: no torch.compile on CPU"
-    assert speed["pad_to_multiple_of"] == 1, "auto: no padding for fp32 on CPU"
+    assert speed["pad_to_multiple_of"] == 1, "auto: no padding on CPU"
     assert speed["precision"] == "fp32" and speed["intra_op_threads"] == 1 == torch.get_num_threads()
     assert speed["inter_op_threads"] == torch.get_num_interop_threads()
     json.dumps(speed)  # plain JSON for train_summary.json

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.unit.train.fit_helpers import cls_setup, run_fit
+from tests.unit.train.fit_helpers import Crash, cls_setup, run_fit
 from transformers import set_seed
 
-from tunelab.train.callbacks import Callback
 from tunelab.train.strategies import StrategySetup, build_plan
 
 STRATEGIES = [
@@ -22,17 +21,6 @@ STRATEGIES = [
 ]
 
 
-class _Crash(Callback):
-    """Stands in for a killed process: fails at the start of the step after ``at``."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_step_start(self, ctx) -> None:
-        if ctx.state.global_step == self.at:
-            raise KeyboardInterrupt
-
-
 def _fit(tiny_bert, tmp_path, crash_at: int | None = None, resume: bool = False):
     set_seed(7)
     recipe, task, model, tok, train, val = cls_setup(
@@ -41,7 +29,7 @@ def _fit(tiny_bert, tmp_path, crash_at: int | None = None, resume: bool = False)
     )
     plan = build_plan(recipe.train.strategies, StrategySetup(model, task, tok, train, recipe.train, 7))
     if crash_at is not None:
-        plan.callbacks.append(_Crash(crash_at))
+        plan.callbacks.append(Crash(crash_at))
     result = run_fit(recipe, task, model, tok, train, val, tmp_path, plan, resume=resume)
     return result, {n: p.detach().clone() for n, p in model.named_parameters()}
 

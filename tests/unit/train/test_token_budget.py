@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from tests.unit.train.fit_helpers import Crash
 from tests.unit.train.speed_helpers import sft_fit
 
 from tunelab.batching import token_batches
@@ -70,17 +71,6 @@ def test_every_step_keeps_the_budget_and_each_epoch_sees_every_example_once(
     assert sum(rows for rows, _ in shapes.seen) == 2 * 40, "40 train examples, twice"
 
 
-class _Crash(Callback):
-    """Stands in for a killed process: fails at the start of the step after ``at``."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_step_start(self, ctx) -> None:
-        if ctx.state.global_step == self.at:
-            raise KeyboardInterrupt
-
-
 def _no_clock(history: list[dict]) -> list[dict]:
     return [{k: v for k, v in h.items() if k != "tokens_per_s"} for h in history]
 
@@ -90,7 +80,7 @@ def test_a_crashed_token_budget_run_resumes_exactly(tiny_llama, tmp_path, fresh_
     steps = straight.state.global_step
     crash_at = steps // 2 + 1  # mid-run, past a checkpoint (every 3 steps), inside an epoch
     with pytest.raises(KeyboardInterrupt):
-        _budget_fit(tiny_llama, tmp_path / "b", Plan(callbacks=[_Crash(crash_at)]))
+        _budget_fit(tiny_llama, tmp_path / "b", Plan(callbacks=[Crash(crash_at)]))
     resumed, weights_b = _budget_fit(tiny_llama, tmp_path / "b", resume=True)
     assert resumed.resumed_from == 3 * (crash_at // 3) > 0
     assert resumed.state.global_step == steps

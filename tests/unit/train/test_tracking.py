@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from tests.helpers import classification_recipe, sentiment_rows, write_jsonl
+from tests.unit.train.fit_helpers import Crash
 
 from tunelab.config import validate_recipe
 from tunelab.pipeline import run_stage
 from tunelab.runs import RunDir
-from tunelab.train.callbacks import Callback
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -36,17 +36,6 @@ def _only_run(client):
     runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
     assert len(runs) == 1
     return runs[0]
-
-
-class _Crash(Callback):
-    """Stands in for a killed process: fails at the start of the step after ``at``."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_step_start(self, ctx) -> None:
-        if ctx.state.global_step == self.at:
-            raise KeyboardInterrupt
 
 
 def test_mlflow_logs_params_steps_summary_and_test_metrics(tiny_bert, tmp_path):
@@ -79,7 +68,7 @@ def test_resume_reopens_the_run_and_logs_no_step_twice(tiny_bert, tmp_path):
     run_stage("data", recipe)
     run_dir = RunDir(recipe.run_dir_path())
     with pytest.raises(KeyboardInterrupt):  # checkpoint at step 4; steps 5 and 6 logged, then "killed"
-        train_stage.run(recipe, run_dir, callbacks=[_Crash(6)])
+        train_stage.run(recipe, run_dir, callbacks=[Crash(6)])
     client = _client(run_dir.path("mlruns"))
     first = _only_run(client)
     assert [m.step for m in client.get_metric_history(first.info.run_id, "train/loss")] == list(range(1, 7))
