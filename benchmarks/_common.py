@@ -46,6 +46,30 @@ def run_child(argv: list[str], timeout: float | None = None) -> dict[str, Any]:
     return {"error": f"exit {out.returncode}: " + " | ".join(tail)}
 
 
+def interleaved(sides: dict[str, Callable[[], dict[str, Any]]], repeat: int) -> dict[str, dict[str, Any]]:
+    """Run every side ``repeat`` times in rounds (A B C, A B C, ...), so a drift of the machine's speed
+    reaches every side alike; each side's figures are those of its median-speed run, with every run's
+    tokens/s in ``runs_tokens_per_s`` and the largest peak memory of its runs."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+    for _ in range(max(1, repeat)):
+        for name, measure in sides.items():
+            runs[name].append(measure())
+    out: dict[str, dict[str, Any]] = {}
+    for name, results in runs.items():
+        ok = [r for r in results if "tokens_per_s" in r]
+        if not ok:
+            out[name] = results[-1]
+            continue
+        ok.sort(key=lambda r: r["tokens_per_s"])
+        median = dict(ok[(len(ok) - 1) // 2])
+        median["runs_tokens_per_s"] = [round(r["tokens_per_s"], 1) for r in results if "tokens_per_s" in r]
+        for key in ("peak_rss_mb", "peak_cuda_mb"):
+            if all(key in r for r in ok):
+                median[key] = max(r[key] for r in ok)
+        out[name] = median
+    return out
+
+
 def emit(result: dict[str, Any]) -> None:
     """The child's answer to ``run_child``: its figures plus its own peak memory."""
     print(RESULT + json.dumps({**result, **peak_memory()}), flush=True)

@@ -31,7 +31,7 @@ width * T`` (PaLM's attention term; ``T = sum(len^2) / sum(len)`` over the train
 head counts at every position, as the MFU convention does. GFLOP/s = tokens/s x that, against the
 matmul peak timed in the same run in the side's precision.
 
-    python benchmarks/sft_throughput.py [--steps 40] [--json PATH]
+    python benchmarks/sft_throughput.py [--steps 40] [--repeat 3] [--json PATH]
     python benchmarks/sft_throughput.py --ablate      # tunelab alone, one speed switch added per row
     python benchmarks/sft_throughput.py --quick       # a smoke test: 3 steps, 32 train and 8 validation rows
 """
@@ -256,9 +256,16 @@ def trl_status() -> str | None:
 
 
 def compare(args, run_dir: Path, flop: float, peak) -> dict[str, Any]:
-    sides = {"tunelab": child(run_dir, args, "tunelab", []), "HF + peft": child(run_dir, args, "hf", [])}
     why = trl_status()
-    sides["TRL SFTTrainer"] = {"skipped": why} if why else child(run_dir, args, "trl", [])
+    measures = {
+        "tunelab": lambda: child(run_dir, args, "tunelab", []),
+        "HF + peft": lambda: child(run_dir, args, "hf", []),
+    }
+    if not why:
+        measures["TRL SFTTrainer"] = lambda: child(run_dir, args, "trl", [])
+    sides = C.interleaved(measures, args.repeat)
+    if why:
+        sides["TRL SFTTrainer"] = {"skipped": why}
     hf, tl = sides["HF + peft"], sides["TRL SFTTrainer"]
     rows = []
     for name, r in sides.items():
@@ -275,6 +282,8 @@ def compare(args, run_dir: Path, flop: float, peak) -> dict[str, Any]:
     for name, r in sides.items():
         if "skipped" in r or "error" in r:
             print(f"  {name}: {r.get('skipped') or r.get('error')}")
+        if len(r.get("runs_tokens_per_s", [])) > 1:
+            print(f"  {name}: tokens/s of its runs {r['runs_tokens_per_s']} (the median run is shown)")
         if "examples_as_tunelab" in r:
             print(f"  {name}: train examples identical to tunelab's: {r['examples_as_tunelab']}")
     return sides
@@ -296,6 +305,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--val-rows", type=int, default=None, help="default: the whole validation split")
     ap.add_argument("--ablate", action="store_true", help="tunelab alone, one speed switch added per row")
+    ap.add_argument("--repeat", type=int, default=1, help="run the sides this many times, interleaved")
     ap.add_argument("--no-compile", action="store_true", help="ablation without the compile row")
     ap.add_argument("--quick", action="store_true", help="smoke test: 3 steps, 32 train, 8 validation rows")
     ap.add_argument("--json", type=Path, help="write the figures here")

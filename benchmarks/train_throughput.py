@@ -25,6 +25,7 @@ Achieved GFLOP/s = tokens/s x FLOP per token, printed against the peak of a time
 (1024 and 2048; 4096 and 8192 on CUDA) on all threads in the same run, in the side's precision.
 
     python benchmarks/train_throughput.py [--train-rows 3000] [--epochs 1] [--precision auto] [--json PATH]
+    python benchmarks/train_throughput.py --repeat 3   # every side three times, interleaved; the medians
     python benchmarks/train_throughput.py --ablate     # tunelab alone, one speed switch added per row
     python benchmarks/train_throughput.py --quick      # a smoke test: 160 rows, about 2 minutes
 """
@@ -167,11 +168,14 @@ def child(run_dir: Path, args: argparse.Namespace, side: str, overrides: list[st
 
 
 def compare(args, run_dir: Path, flop: float, peak) -> dict[str, Any]:
-    sides = {
-        "HF defaults": child(run_dir, args, "hf-default", []),
-        "HF informed": child(run_dir, args, "hf-informed", []),
-        "tunelab": child(run_dir, args, "tunelab", [f"train.precision={args.precision}"]),
-    }
+    sides = C.interleaved(
+        {
+            "HF defaults": lambda: child(run_dir, args, "hf-default", []),
+            "HF informed": lambda: child(run_dir, args, "hf-informed", []),
+            "tunelab": lambda: child(run_dir, args, "tunelab", [f"train.precision={args.precision}"]),
+        },
+        args.repeat,
+    )
     base, informed = sides["HF defaults"], sides["HF informed"]
     rows = []
     for name, r in sides.items():
@@ -191,6 +195,9 @@ def compare(args, run_dir: Path, flop: float, peak) -> dict[str, Any]:
          "GFLOP/s", "of matmul peak"],
         rows,
     )
+    for name, r in sides.items():
+        if len(r.get("runs_tokens_per_s", [])) > 1:
+            print(f"  {name}: tokens/s of its runs {r['runs_tokens_per_s']} (the median run is shown)")
     return sides
 
 
@@ -212,6 +219,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     ap.add_argument("--ablate", action="store_true", help="tunelab alone, one speed switch added per row")
+    ap.add_argument("--repeat", type=int, default=1, help="run the sides this many times, interleaved")
     ap.add_argument("--no-compile", action="store_true", help="ablation without the compile row")
     ap.add_argument("--quick", action="store_true", help="smoke test: 160 train rows, 64 validation rows")
     ap.add_argument("--json", type=Path, help="write the figures here")
