@@ -155,3 +155,14 @@ def minilm_run(tmp_path_factory):
     overrides = [f"run.output_dir={out}", "train.max_steps=160", "model.max_length=64", "stages=[data,train]"]
     run_pipeline(load_recipe(path, overrides))
     return path, overrides
+
+
+@pytest.fixture
+def fresh_accelerator_state():
+    """accelerate keeps one process-wide state and refuses another mixed_precision once it is set:
+    tests that force fp32 (or bf16) start from, and leave, a clean one."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
+    yield
+    AcceleratorState._reset_state()

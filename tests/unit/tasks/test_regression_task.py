@@ -37,7 +37,7 @@ def test_other_values_get_a_reason_that_says_what_they_were(raw, reason):
     assert get_task("regression").parse_label(raw, None) == (None, reason)
 
 
-def test_regression_fits_numbers(tiny_bert, tmp_path):
+def test_regression_fits_numbers(tiny_bert, tmp_path, fresh_accelerator_state):
     # fp32: fit validates under the training precision, and evaluate (below) runs the model as loaded
     recipe = cls_recipe(
         tiny_bert, tmp_path, max_steps=40, eval_every=20, batch_size=16, learning_rate=3e-3, precision="fp32"
