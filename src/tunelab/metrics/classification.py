@@ -25,18 +25,28 @@ def _check_probs(y_true: NDArray[np.int64], probs: ArrayLike) -> NDArray[np.floa
     return p
 
 
-def expected_calibration_error(y_true: ArrayLike, probs: ArrayLike, n_bins: int = 15) -> float:
-    """Top-label ECE: sum over equal-width confidence bins of (n_bin / n) * |accuracy - confidence|."""
+def confidence_bins(
+    y_true: ArrayLike, probs: ArrayLike, n_bins: int = 15
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Equal-width bins of the top-label confidence: (edges, count, confidence sum, correct sum) per
+    bin, bin b holding (edges[b], edges[b+1]]. The ECE and the reliability diagrams share them."""
     # Hand-written: sklearn only has calibration_curve (binary, one class at a time), no multiclass ECE.
     t = np.asarray(y_true, dtype=np.int64)
     p = _check_probs(t, probs)
     conf = p.max(axis=1)
     correct = (p.argmax(axis=1) == t).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = np.searchsorted(edges[1:-1], conf, side="left")  # bin b holds (edges[b], edges[b+1]]
+    bins = np.searchsorted(edges[1:-1], conf, side="left")
+    count = np.bincount(bins, minlength=n_bins)
     conf_sum = np.bincount(bins, weights=conf, minlength=n_bins)
     acc_sum = np.bincount(bins, weights=correct, minlength=n_bins)
-    return float(np.abs(acc_sum - conf_sum).sum() / len(t))
+    return edges, count, conf_sum, acc_sum
+
+
+def expected_calibration_error(y_true: ArrayLike, probs: ArrayLike, n_bins: int = 15) -> float:
+    """Top-label ECE: sum over equal-width confidence bins of (n_bin / n) * |accuracy - confidence|."""
+    _, count, conf_sum, acc_sum = confidence_bins(y_true, probs, n_bins)
+    return float(np.abs(acc_sum - conf_sum).sum() / count.sum())
 
 
 def brier_score(y_true: ArrayLike, probs: ArrayLike) -> float:

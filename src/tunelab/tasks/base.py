@@ -24,6 +24,15 @@ from tunelab.registry import TASKS
 MODEL_INFO = "tunelab_model.json"
 
 
+def saved_model_info(model_dir: Path) -> dict[str, Any]:
+    """``model_dir/tunelab_model.json``: what the train stage learned and saved beside the weights
+    (a threshold, a temperature); ``{}`` for a model saved without it."""
+    import json
+
+    path = Path(model_dir) / MODEL_INFO
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 @dataclass
 class Scored:
     """One candidate base model's ranking score and what scoring it cost (forward passes only)."""

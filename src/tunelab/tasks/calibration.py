@@ -136,16 +136,11 @@ def uncalibrated(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def reliability_bins(gold: np.ndarray, probs: np.ndarray, n_bins: int = N_BINS) -> list[dict[str, Any]]:
-    """Equal-width bins of the top-label confidence, as the ECE bins them (bin b holds
-    (b/n, (b+1)/n]): the bin's edges, count, mean confidence and accuracy; empty bins left out."""
-    t = np.asarray(gold, dtype=np.int64)
-    p = np.asarray(probs, dtype=np.float64)
-    conf, correct = p.max(axis=1), (p.argmax(axis=1) == t).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = np.searchsorted(edges[1:-1], conf, side="left")
-    count = np.bincount(bins, minlength=n_bins)
-    conf_sum = np.bincount(bins, weights=conf, minlength=n_bins)
-    acc_sum = np.bincount(bins, weights=correct, minlength=n_bins)
+    """The ECE's bins of the top-label confidence (bin b holds (b/n, (b+1)/n]): the bin's edges,
+    count, mean confidence and accuracy; empty bins left out."""
+    from tunelab.metrics.classification import confidence_bins
+
+    edges, count, conf_sum, acc_sum = confidence_bins(gold, np.asarray(probs, dtype=np.float64), n_bins)
     return [
         {
             "low": float(edges[b]),

@@ -282,14 +282,9 @@ class ClassificationTask(Task):
 
 def saved_temperature(model_dir: Path) -> float | None:
     """The temperature in ``model_dir/tunelab_model.json``; None for a model saved without one."""
-    import json
+    from tunelab.tasks.base import saved_model_info
 
-    from tunelab.tasks.base import MODEL_INFO
-
-    path = Path(model_dir) / MODEL_INFO
-    if not path.is_file():
-        return None
-    value = json.loads(path.read_text(encoding="utf-8")).get("temperature")
+    value = saved_model_info(model_dir).get("temperature")
     return float(value) if value is not None else None
 
 

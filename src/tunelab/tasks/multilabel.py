@@ -10,7 +10,6 @@ the train stage saves in ``model/tunelab_model.json`` and :meth:`MultiLabelTask.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import torch
 from tunelab.config import Recipe
 from tunelab.metrics.registry import Predictions
 from tunelab.registry import TASKS
-from tunelab.tasks.base import MODEL_INFO, Scored
+from tunelab.tasks.base import Scored, saved_model_info
 from tunelab.tasks.classification import ClassificationTask
 
 THRESHOLD_ATTR = "tunelab_threshold"  # set on a loaded model, so its predictions use its own threshold
@@ -217,7 +216,4 @@ def best_threshold(gold: np.ndarray, probs: np.ndarray) -> float:
 
 def saved_threshold(model_dir: Path) -> float:
     """The threshold in ``model_dir/tunelab_model.json`` (0.5 for a model saved without one)."""
-    path = Path(model_dir) / MODEL_INFO
-    if not path.is_file():
-        return DEFAULT_THRESHOLD
-    return float(json.loads(path.read_text(encoding="utf-8")).get("threshold", DEFAULT_THRESHOLD))
+    return float(saved_model_info(model_dir).get("threshold", DEFAULT_THRESHOLD))
