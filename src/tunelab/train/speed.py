@@ -12,6 +12,10 @@
   weights, a multiple of 16 already at batch 16 or 32, so padding the length buys no whole tiles and
   every pad token is extra work (measured, benchmarks/train_throughput.py --ablate, MiniLM bf16 on an
   AVX512-BF16 CPU: padding to 16 cost 8% of tokens/s).
+- ``fast_dropout``: on CPU without compile (torch's CPU ``bernoulli_`` is the cost it removes; CUDA's
+  is cheap, and inductor draws its own); see :mod:`tunelab.train.fast_dropout`.
+- ``attention``: on CPU without compile, the explicit math up to 128 keys and sdpa beyond; elsewhere
+  sdpa; see :mod:`tunelab.train.attention`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ import torch
 from tunelab.batching import round_up
 from tunelab.config.train import TrainConfig
 from tunelab.tasks.chunked_loss import transformers_model
+from tunelab.train.attention import MAX_MATH_KEYS, use_train_attention
 from tunelab.train.compile import bucket
+from tunelab.train.fast_dropout import use_fast_dropout
 
 log = logging.getLogger("tunelab")
 
@@ -44,6 +50,8 @@ class Speed:
     pad_to_multiple_of: int
     compile: bool
     gradient_checkpointing: bool
+    fast_dropout: bool
+    attention: str  # sdpa | math | math<=N (the explicit math up to N keys, sdpa beyond)
     over_budget_examples: int = 0  # examples longer than batch_tokens: each a batch of its own
     undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
@@ -63,7 +71,13 @@ class Speed:
             log.warning("train.batch_tokens: %d example(s) exceed the budget of %d; each gets a batch alone",
                         over, budget)
         chunked = _chunked(cfg, task, model)
+        eager_cpu = device.type == "cpu" and not compiled  # where auto turns the CPU switches on
+        fast = eager_cpu if cfg.fast_dropout == "auto" else bool(cfg.fast_dropout)
+        attention = cfg.attention
+        if attention == "auto":
+            attention = f"math<={MAX_MATH_KEYS}" if eager_cpu else "sdpa"
         return cls(
+            fast_dropout=fast, attention=attention,
             precision=precision, chunked_loss=chunked,
             loss_chunk_tokens=cfg.loss_chunk_tokens if chunked else None,
             batch_tokens=budget, pad_to_multiple_of=int(multiple), compile=compiled,
@@ -81,6 +95,15 @@ class Speed:
             self.undo.append(lambda: task.use_chunked_loss(None))
         if self.gradient_checkpointing:
             self.undo.append(enable_gradient_checkpointing(model))
+        if self.fast_dropout:
+            self.undo.append(use_fast_dropout(model))
+        if self.attention != "sdpa" or self.fast_dropout:
+            # sdpa + fast dropout: the math only where there is attention dropout to draw
+            keys = {"sdpa": 0, "math": None}.get(self.attention) if "<=" not in self.attention \
+                else int(self.attention.removeprefix("math<="))
+            undo = use_train_attention(model, keys, self.fast_dropout)
+            if undo is not None:
+                self.undo.append(undo)
 
     def restore(self) -> None:
         """Undo :meth:`apply` (after training: the model and task are used on as they were)."""

@@ -55,17 +55,20 @@ def sft_fit(
     return run_fit(recipe, task, model, tok, feats[:40], feats[40:], tmp_path, plan, resume), model
 
 
-def cls_fit(tiny_bert: Path, tmp_path: Path, plan: Plan | None = None, **train: Any):
-    """An fp32 fit of the tiny BERT without dropout (padding changes the shapes dropout draws for)."""
+def cls_fit(
+    tiny_bert: Path, tmp_path: Path, plan: Plan | None = None, model: dict | None = None, **train: Any
+):
+    """An fp32 fit of the tiny BERT, by default without dropout (padding changes the shapes dropout
+    draws for); ``model``: recipe ``model:`` keys instead."""
     AcceleratorState._reset_state()
     tmp_path.mkdir(parents=True, exist_ok=True)
     set_seed(7)
     no_dropout = {"dropout": {"hidden": 0.0, "attention": 0.0}}
-    recipe, task, model, tok, train_f, val = cls_setup(
-        tiny_bert, tmp_path, n=64, model=no_dropout, **{**FP32, "batch_size": 8, **train}
+    recipe, task, net, tok, train_f, val = cls_setup(
+        tiny_bert, tmp_path, n=64, model=model or no_dropout, **{**FP32, "batch_size": 8, **train}
     )
     task.use_loss(recipe.train.loss, train_f)
-    return run_fit(recipe, task, model, tok, train_f, val, tmp_path, plan), model
+    return run_fit(recipe, task, net, tok, train_f, val, tmp_path, plan), net
 
 
 def ragged_rows(n: int) -> list[dict]:

@@ -58,6 +58,8 @@ def test_a_compiled_fit_keeps_the_loss_curve_and_saves_plain_names(
     eager, _ = sft_fit(tiny_llama, tmp_path / "eager", compile=False, **common)
     assert counters["stats"]["unique_graphs"] == graphs
     assert compiled.speed["compile"] and not eager.speed["compile"]
+    assert not compiled.speed["fast_dropout"], "auto: inductor draws its own masks"
+    assert compiled.speed["attention"] == "sdpa"
     assert_same_curve(losses(compiled), losses(eager))
     saved = load_file(str(tmp_path / "compiled" / "ckpt" / "best" / "trainable.safetensors"))
     assert saved and not any("_orig_mod" in k for k in saved)

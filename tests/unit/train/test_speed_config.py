@@ -9,7 +9,7 @@ from tunelab.config.train import TrainConfig
 
 BASE = {"data": {"sources": [{"bundled": "rotten_tomatoes"}]}}
 SPEED_KEYS = ("chunked_loss", "loss_chunk_tokens", "batch_tokens", "pad_to_multiple_of", "compile",
-              "gradient_checkpointing", "num_interop_threads")
+              "gradient_checkpointing", "num_interop_threads", "fast_dropout", "attention")
 
 
 def _problems(train: dict, model: dict | None = None) -> list[str]:
@@ -21,6 +21,7 @@ def _problems(train: dict, model: dict | None = None) -> list[str]:
 def test_defaults_are_auto_or_off_and_every_key_is_described():
     cfg = TrainConfig()
     assert (cfg.chunked_loss, cfg.compile, cfg.pad_to_multiple_of) == ("auto", "auto", "auto")
+    assert (cfg.fast_dropout, cfg.attention) == ("auto", "auto")
     assert cfg.batch_tokens is None and cfg.gradient_checkpointing is False
     for key in SPEED_KEYS:
         assert TrainConfig.model_fields[key].description, key
@@ -35,9 +36,10 @@ def test_values_parse_from_yaml_overrides():
 
 def test_each_bad_value_is_reported_with_its_key():
     problems = _problems({"pad_to_multiple_of": 12, "compile": "sometimes", "batch_tokens": 0,
-                          "loss_chunk_tokens": 1, "chunked_losss": True})
+                          "loss_chunk_tokens": 1, "chunked_losss": True, "fast_dropout": "maybe",
+                          "attention": "flash"})
     for key in ("train.pad_to_multiple_of", "train.compile", "train.batch_tokens", "train.loss_chunk_tokens",
-                "train.chunked_losss"):
+                "train.chunked_losss", "train.fast_dropout", "train.attention"):
         assert any(p.startswith(key) for p in problems), (key, problems)
 
 
