@@ -44,6 +44,7 @@ class Speed:
     precision: str
     intra_op_threads: int
     inter_op_threads: int
+    huge_pages: str
     chunked_loss: bool
     loss_chunk_tokens: int | None
     batch_tokens: int | None
@@ -58,7 +59,7 @@ class Speed:
     @classmethod
     def resolve(
         cls, cfg: TrainConfig, task: Any, model: torch.nn.Module, device: torch.device, precision: str,
-        lengths: list[int], threads: dict[str, int],
+        lengths: list[int], threads: dict[str, Any],
     ) -> Speed:
         cuda = device.type == "cuda"
         compiled = cuda if cfg.compile == "auto" else bool(cfg.compile)
