@@ -58,7 +58,7 @@ def test_recipes_without_a_search_section_stay_valid():
 @pytest.mark.parametrize(
     ("key", "says"),
     [
-        ("train.lr", "train has no key 'lr' (known: batch_size"),
+        ("train.lr", "train has no key 'lr' (known: "),
         ("train.strategies.decay", "train.strategies is a list: name an item by its index"),
         ("train.epochs.low", "train.epochs is a value, not a section"),
         ("train.loss.gama.x", "train.loss has no key 'gama' (known: "),
