@@ -25,23 +25,14 @@ from pathlib import Path
 from typing import Any
 
 RESULT = "RESULT "
-# the huge-pages switch as the user started us (importing tunelab sets it for this process)
-USER_HUGE_PAGES = os.environ.get("THP_MEM_ALLOC_ENABLE")
 
 
 # ---- one side per process -------------------------------------------------------------------------
 
 
-def run_child(argv: list[str], timeout: float | None = None, huge_pages: bool = False) -> dict[str, Any]:
-    """Run ``python argv...`` and return the dict it printed on its ``RESULT`` line, or ``{"error"}``.
-
-    The child starts with ``THP_MEM_ALLOC_ENABLE`` as the user had it (``huge_pages``: 1): a tunelab
-    side sets it for itself as tunelab loads, an HF side gets what its user gives it.
-    """
+def run_child(argv: list[str], timeout: float | None = None) -> dict[str, Any]:
+    """Run ``python argv...`` and return the dict it printed on its ``RESULT`` line, or ``{"error"}``."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("THP_MEM_ALLOC_ENABLE", None)
-    if huge_pages or USER_HUGE_PAGES is not None:
-        env["THP_MEM_ALLOC_ENABLE"] = "1" if huge_pages else str(USER_HUGE_PAGES)
     try:
         out = subprocess.run(
             [sys.executable, *argv], capture_output=True, text=True, timeout=timeout, env=env
@@ -81,9 +72,7 @@ def interleaved(sides: dict[str, Callable[[], dict[str, Any]]], repeat: int) -> 
 
 def emit(result: dict[str, Any]) -> None:
     """The child's answer to ``run_child``: its figures plus its own peak memory."""
-    from tunelab.train.threads import huge_pages
-
-    print(RESULT + json.dumps({**result, **peak_memory(), "huge_pages": huge_pages()}), flush=True)
+    print(RESULT + json.dumps({**result, **peak_memory()}), flush=True)
 
 
 def peak_memory() -> dict[str, float]:

@@ -243,8 +243,7 @@ def check_and_flop(run_dir: Path) -> tuple[float, dict[str, Any]]:
 
 def child(run_dir: Path, args, side: str, overrides: list[str]) -> dict[str, Any]:
     argv = [__file__, "--side", side, "--run-dir", str(run_dir), "--steps", str(args.steps)]
-    return C.run_child([*argv, "--overrides", json.dumps(overrides)], timeout=900 if args.quick else None,
-                       huge_pages=side != "tunelab" and args.hf_huge_pages)
+    return C.run_child([*argv, "--overrides", json.dumps(overrides)], timeout=900 if args.quick else None)
 
 
 def trl_status() -> str | None:
@@ -287,8 +286,6 @@ def compare(args, run_dir: Path, flop: float, peak) -> dict[str, Any]:
             print(f"  {name}: tokens/s of its runs {r['runs_tokens_per_s']} (the median run is shown)")
         if "examples_as_tunelab" in r:
             print(f"  {name}: train examples identical to tunelab's: {r['examples_as_tunelab']}")
-        if "huge_pages" in r:
-            print(f"  {name}: huge pages {r['huge_pages']}")
     return sides
 
 
@@ -312,8 +309,6 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true", help="ablation without the compile row")
     ap.add_argument("--quick", action="store_true", help="smoke test: 3 steps, 32 train, 8 validation rows")
     ap.add_argument("--json", type=Path, help="write the figures here")
-    ap.add_argument("--hf-huge-pages", action="store_true",
-                    help="the HF sides also run with THP_MEM_ALLOC_ENABLE=1 (tunelab sets it for itself)")
     ap.add_argument("--side", choices=["tunelab", "hf", "trl"], help=argparse.SUPPRESS)
     ap.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--overrides", default="[]", help=argparse.SUPPRESS)

@@ -164,8 +164,7 @@ def flop_per_token(run_dir: Path) -> tuple[float, dict[str, float]]:
 
 def child(run_dir: Path, args: argparse.Namespace, side: str, overrides: list[str]) -> dict[str, Any]:
     argv = [__file__, "--side", side, "--run-dir", str(run_dir), "--epochs", str(args.epochs)]
-    return C.run_child([*argv, "--overrides", json.dumps(overrides)], timeout=900 if args.quick else None,
-                       huge_pages=side != "tunelab" and args.hf_huge_pages)
+    return C.run_child([*argv, "--overrides", json.dumps(overrides)], timeout=900 if args.quick else None)
 
 
 def compare(args, run_dir: Path, flop: float, peak) -> dict[str, Any]:
@@ -199,8 +198,6 @@ def compare(args, run_dir: Path, flop: float, peak) -> dict[str, Any]:
     for name, r in sides.items():
         if len(r.get("runs_tokens_per_s", [])) > 1:
             print(f"  {name}: tokens/s of its runs {r['runs_tokens_per_s']} (the median run is shown)")
-        if "huge_pages" in r:
-            print(f"  {name}: huge pages {r['huge_pages']}")
     return sides
 
 
@@ -226,8 +223,6 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true", help="ablation without the compile row")
     ap.add_argument("--quick", action="store_true", help="smoke test: 160 train rows, 64 validation rows")
     ap.add_argument("--json", type=Path, help="write the figures here")
-    ap.add_argument("--hf-huge-pages", action="store_true",
-                    help="the HF sides also run with THP_MEM_ALLOC_ENABLE=1 (tunelab sets it for itself)")
     ap.add_argument("--side", choices=["tunelab", "hf-default", "hf-informed"], help=argparse.SUPPRESS)
     ap.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--overrides", default="[]", help=argparse.SUPPRESS)

@@ -26,7 +26,7 @@ from tunelab.train.history import TrainLog
 from tunelab.train.optim import build_optimizer, build_scheduler
 from tunelab.train.precision import choose_precision
 from tunelab.train.speed import Speed
-from tunelab.train.threads import apply_threads, huge_pages
+from tunelab.train.threads import apply_threads
 
 
 @dataclass
@@ -144,7 +144,7 @@ class Session:
     ) -> Session:
         """Build the optimiser, restore the latest checkpoint (``resume``) or clear stale ones, and
         run the strategies' ``on_fit_start`` hooks."""
-        threads = {**apply_threads(cfg.num_threads, cfg.num_interop_threads), "huge_pages": huge_pages()}
+        threads = apply_threads(cfg.num_threads, cfg.num_interop_threads)
         acc, precision = make_accelerator(cfg)
         if cfg.batch_tokens and plan.batch_order is not None:
             raise ValueError(

@@ -44,7 +44,6 @@ class Speed:
     precision: str
     intra_op_threads: int
     inter_op_threads: int
-    huge_pages: str
     chunked_loss: bool
     loss_chunk_tokens: int | None
     batch_tokens: int | None
@@ -59,7 +58,7 @@ class Speed:
     @classmethod
     def resolve(
         cls, cfg: TrainConfig, task: Any, model: torch.nn.Module, device: torch.device, precision: str,
-        lengths: list[int], threads: dict[str, Any],
+        lengths: list[int], threads: dict[str, int],
     ) -> Speed:
         cuda = device.type == "cuda"
         compiled = cuda if cfg.compile == "auto" else bool(cfg.compile)

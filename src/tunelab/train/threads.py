@@ -1,5 +1,4 @@
-"""CPU thread settings of a training run (``train.num_threads``, ``train.num_interop_threads``), and
-whether torch's CPU tensors sit on huge pages (set as tunelab loads: see ``tunelab/__init__.py``).
+"""CPU thread settings of a training run (``train.num_threads``, ``train.num_interop_threads``).
 
 Intra-op threads split one operator (a matmul) across cores; inter-op threads run independent
 operators at once (the autograd engine and TorchScript/fork work on CPU). torch lets the inter-op
@@ -10,12 +9,8 @@ differs is not possible, and the run keeps (and reports) the count it has.
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 
 import torch
-
-import tunelab
 
 log = logging.getLogger("tunelab")
 
@@ -33,19 +28,3 @@ def apply_threads(intra: int | None, inter: int | None) -> dict[str, int]:
                 "keeping %d (set it in a fresh process)", inter, torch.get_num_interop_threads()
             )
     return {"intra_op_threads": torch.get_num_threads(), "inter_op_threads": torch.get_num_interop_threads()}
-
-
-def huge_pages(sysfs: Path = Path("/sys/kernel/mm/transparent_hugepage/enabled")) -> str:
-    """``on (kernel: madvise)``, or ``off`` with the reason: torch's THP switch and the kernel's mode."""
-    try:
-        text = sysfs.read_text()
-        kernel = text[text.index("[") + 1 : text.index("]")]
-    except (OSError, ValueError):
-        kernel = "unavailable"
-    if os.environ.get("THP_MEM_ALLOC_ENABLE") != "1":
-        return "off (THP_MEM_ALLOC_ENABLE is not 1)"
-    if not tunelab.HUGE_PAGES_BEFORE_TORCH:
-        return "off (torch loaded before tunelab could set THP_MEM_ALLOC_ENABLE)"
-    if kernel in ("never", "unavailable"):
-        return f"off (kernel: {kernel})"
-    return f"on (kernel: {kernel})"

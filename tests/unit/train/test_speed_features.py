@@ -114,7 +114,6 @@ def test_auto_settings_on_cpu_and_what_the_summary_records(tiny_llama, tmp_path,
     assert speed["precision"] == "fp32" and speed["intra_op_threads"] == 1 == torch.get_num_threads()
     assert speed["inter_op_threads"] == torch.get_num_interop_threads()
     assert speed["fast_dropout"] is True and speed["attention"] == "math<=128", "auto on CPU"
-    assert speed["huge_pages"].startswith(("on", "off ("))
     json.dumps(speed)  # plain JSON for train_summary.json
 
 
