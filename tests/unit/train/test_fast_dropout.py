@@ -98,3 +98,12 @@ def test_a_fit_with_torchs_masks_on_the_fast_path_keeps_the_loss_curve(
     on, _ = cls_fit(tiny_bert, tmp_path / "on", model=DROPOUT, fast_dropout=True, attention="sdpa")
     assert on.speed["fast_dropout"] and not off.speed["fast_dropout"]
     assert_same_curve(losses(on), losses(off), trains=False)
+
+
+def test_recomputed_layers_draw_the_same_masks(tiny_bert, tmp_path, fresh_accelerator_state):
+    """Gradient checkpointing reruns each layer's forward in backward; the restored RNG state must give
+    the fast path the masks of the first pass, or the gradients would belong to another network."""
+    on, _ = cls_fit(tiny_bert, tmp_path / "on", model=DROPOUT, gradient_checkpointing=True)
+    off, _ = cls_fit(tiny_bert, tmp_path / "off", model=DROPOUT)
+    assert on.speed["fast_dropout"] and on.speed["gradient_checkpointing"]
+    assert_same_curve(losses(on), losses(off), trains=False)
