@@ -271,8 +271,8 @@ class TrainConfig(Section):
     )
     attention: Literal["auto", "sdpa", "math"] = Field(
         "auto",
-        description="training attention of sdpa models: math (matmul, softmax, matmul) or sdpa (torch's "
-        "kernel: flash on CPU); auto: on CPU without compile, math up to 128 keys, sdpa beyond",
+        description="training attention of sdpa models on CPU: math (matmul, softmax, matmul) or sdpa "
+        "(torch's kernel: flash); auto: without compile, math up to 128 keys, sdpa beyond; GPUs keep sdpa",
     )
     num_interop_threads: int | None = Field(
         None, ge=1, description="torch inter-op threads (set once per process); default torch's own"

@@ -88,7 +88,8 @@ class Speed:
         return {k: v for k, v in asdict(self).items() if k != "undo"}
 
     def apply(self, task: Any, model: torch.nn.Module) -> None:
-        """Switch the task's loss and the model's checkpointing to these settings (before ``prepare``)."""
+        """Switch the task's loss, the model's checkpointing, dropout and attention to these settings
+        (before ``prepare``)."""
         if hasattr(task, "use_chunked_loss"):
             task.use_chunked_loss(self.loss_chunk_tokens if self.chunked_loss else None)
         if self.chunked_loss:
