@@ -56,7 +56,8 @@ def sft_fit(
 
 
 def cls_fit(
-    tiny_bert: Path, tmp_path: Path, plan: Plan | None = None, model: dict | None = None, **train: Any
+    tiny_bert: Path, tmp_path: Path, plan: Plan | None = None, model: dict | None = None,
+    resume: bool = False, **train: Any,
 ):
     """An fp32 fit of the tiny BERT, by default without dropout (padding changes the shapes dropout
     draws for); ``model``: recipe ``model:`` keys instead."""
@@ -68,7 +69,7 @@ def cls_fit(
         tiny_bert, tmp_path, n=64, model=model or no_dropout, **{**FP32, "batch_size": 8, **train}
     )
     task.use_loss(recipe.train.loss, train_f)
-    return run_fit(recipe, task, net, tok, train_f, val, tmp_path, plan), net
+    return run_fit(recipe, task, net, tok, train_f, val, tmp_path, plan, resume), net
 
 
 def ragged_rows(n: int) -> list[dict]:

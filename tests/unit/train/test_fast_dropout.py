@@ -11,10 +11,12 @@ import math
 
 import pytest
 import torch
+from tests.unit.train.fit_helpers import Crash
 from tests.unit.train.speed_helpers import assert_same_curve, cls_fit, losses
 from torch import nn
 
 from tunelab.train import fast_dropout as fd
+from tunelab.train.callbacks import Plan
 from tunelab.train.fast_dropout import FastDropout, fast_dropout, keep_mask, use_fast_dropout
 
 DROPOUT = {"dropout": {"hidden": 0.1, "attention": 0.1}}
@@ -107,3 +109,17 @@ def test_recomputed_layers_draw_the_same_masks(tiny_bert, tmp_path, fresh_accele
     off, _ = cls_fit(tiny_bert, tmp_path / "off", model=DROPOUT)
     assert on.speed["fast_dropout"] and on.speed["gradient_checkpointing"]
     assert_same_curve(losses(on), losses(off), trains=False)
+
+
+def test_a_crashed_run_with_fast_dropout_resumes_exactly(tiny_bert, tmp_path, fresh_accelerator_state):
+    """The masks come from torch's generator, whose state the checkpoint saves: a run killed mid-way
+    and resumed ends with the very weights of the run that was not."""
+    kw = {"model": DROPOUT, "save_every": 5, "keep_checkpoints": 10}
+    straight, a = cls_fit(tiny_bert, tmp_path / "a", **kw)
+    with pytest.raises(KeyboardInterrupt):
+        cls_fit(tiny_bert, tmp_path / "b", plan=Plan(callbacks=[Crash(12)]), **kw)
+    resumed, b = cls_fit(tiny_bert, tmp_path / "b", resume=True, **kw)
+    assert straight.speed["fast_dropout"] and resumed.resumed_from == 10
+    assert losses(resumed) == losses(straight)
+    for (name, x), (_, y) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        assert torch.equal(x, y), name
