@@ -34,7 +34,6 @@ from tunelab.train.fast_dropout import fast_dropout
 
 class _Causal(torch.nn.Module):
     is_causal = True
-    num_key_value_groups = 1
 
 
 def timed(fns: dict[str, Callable[[], None]], repeat: int) -> dict[str, float]:

@@ -15,6 +15,7 @@ tensor's device, so seeds, and the RNG state a checkpoint saves, govern it as th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -29,9 +30,7 @@ def keep_mask(
 ) -> tuple[torch.Tensor, float]:
     """A bool mask of ``shape``, True with probability ``1 - p'`` each, independently; and ``p'``,
     ``p`` rounded to a multiple of 1/65536."""
-    n = 1
-    for d in shape:
-        n *= int(d)
+    n = math.prod(shape)
     cut = round(p * _LEVELS)
     # random_(INT64_MIN, None) is torch's full 64-bit range: each int16 lane of a word is uniform
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-(1 << 63), None)

@@ -53,6 +53,9 @@ class Speed:
     fast_dropout: bool
     attention: str  # sdpa | math | math<=N (the explicit math up to N keys, sdpa beyond)
     over_budget_examples: int = 0  # examples longer than batch_tokens: each a batch of its own
+    # ``attention`` for use_train_attention: the most keys the math takes (None: any; 0: only rows
+    # with attention dropout to draw, which torch would run as math anyway)
+    max_math_keys: int | None = field(default=0, repr=False)
     undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -73,11 +76,11 @@ class Speed:
         chunked = _chunked(cfg, task, model)
         eager_cpu = device.type == "cpu" and not compiled  # where auto turns the CPU switches on
         fast = eager_cpu if cfg.fast_dropout == "auto" else bool(cfg.fast_dropout)
-        attention = cfg.attention
+        attention, keys = cfg.attention, {"sdpa": 0, "math": None}.get(cfg.attention)
         if attention == "auto":
-            attention = f"math<={MAX_MATH_KEYS}" if eager_cpu else "sdpa"
+            attention, keys = (f"math<={MAX_MATH_KEYS}", MAX_MATH_KEYS) if eager_cpu else ("sdpa", 0)
         return cls(
-            fast_dropout=fast, attention=attention,
+            fast_dropout=fast, attention=attention, max_math_keys=keys,
             precision=precision, chunked_loss=chunked,
             loss_chunk_tokens=cfg.loss_chunk_tokens if chunked else None,
             batch_tokens=budget, pad_to_multiple_of=int(multiple), compile=compiled,
@@ -85,7 +88,7 @@ class Speed:
         )
 
     def summary(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "undo"}
+        return {k: v for k, v in asdict(self).items() if k not in ("undo", "max_math_keys")}
 
     def apply(self, task: Any, model: torch.nn.Module) -> None:
         """Switch the task's loss, the model's checkpointing, dropout and attention to these settings
@@ -99,10 +102,7 @@ class Speed:
         if self.fast_dropout:
             self.undo.append(use_fast_dropout(model))
         if self.attention != "sdpa" or self.fast_dropout:
-            # sdpa + fast dropout: the math only where there is attention dropout to draw
-            keys = {"sdpa": 0, "math": None}.get(self.attention) if "<=" not in self.attention \
-                else int(self.attention.removeprefix("math<="))
-            undo = use_train_attention(model, keys, self.fast_dropout)
+            undo = use_train_attention(model, self.max_math_keys, self.fast_dropout)
             if undo is not None:
                 self.undo.append(undo)
 
