@@ -274,6 +274,17 @@ class TrainConfig(Section):
         description="training attention of sdpa models on CPU: math (matmul, softmax, matmul) or sdpa "
         "(torch's kernel: flash); auto: without compile, math up to 128 keys, sdpa beyond; GPUs keep sdpa",
     )
+    pooled_last_layer: Literal["auto"] | bool = Field(
+        "auto",
+        description="classification with a first-token head (BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA): "
+        "the last layer computes keys and values for every position and the rest for the first "
+        "alone, the only one the head reads (same logits); auto: on where the model has such a head",
+    )
+    keep_freed_memory: Literal["auto"] | bool = Field(
+        "auto",
+        description="raise glibc malloc's mmap and trim thresholds while training, so freed activations "
+        "are reused instead of faulted in again each step; auto: on CPU where the process uses glibc",
+    )
     num_interop_threads: int | None = Field(
         None, ge=1, description="torch inter-op threads (set once per process); default torch's own"
     )

@@ -16,6 +16,10 @@
   is cheap, and inductor draws its own); see :mod:`tunelab.train.fast_dropout`.
 - ``attention``: on CPU without compile, the explicit math up to 128 keys and sdpa beyond; elsewhere
   sdpa; see :mod:`tunelab.train.attention`.
+- ``keep_freed_memory``: on CPU where the process allocates with glibc; see
+  :mod:`tunelab.train.allocator`.
+- ``pooled_last_layer``: on wherever the model is a first-token sequence classifier (it changes no
+  result, on any device); see :mod:`tunelab.train.pooled_layer`.
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ import torch
 from tunelab.batching import round_up
 from tunelab.config.train import TrainConfig
 from tunelab.tasks.chunked_loss import transformers_model
+from tunelab.train.allocator import glibc_available, keep_freed_memory
 from tunelab.train.attention import MAX_MATH_KEYS, use_train_attention
 from tunelab.train.compile import bucket
 from tunelab.train.fast_dropout import use_fast_dropout
+from tunelab.train.pooled_layer import pooled_layer_problem, use_pooled_last_layer
 
 log = logging.getLogger("tunelab")
 
@@ -52,6 +58,8 @@ class Speed:
     gradient_checkpointing: bool
     fast_dropout: bool
     attention: str  # sdpa | math | math<=N (the explicit math up to N keys, sdpa beyond)
+    pooled_last_layer: bool = False
+    keep_freed_memory: bool = False
     over_budget_examples: int = 0  # examples longer than batch_tokens: each a batch of its own
     # ``attention`` for use_train_attention: the most keys the math takes (None: any; 0: only rows
     # with attention dropout to draw, which torch would run as math anyway)
@@ -81,6 +89,7 @@ class Speed:
             attention, keys = (f"math<={MAX_MATH_KEYS}", MAX_MATH_KEYS) if eager_cpu else ("sdpa", 0)
         return cls(
             fast_dropout=fast, attention=attention, max_math_keys=keys,
+            pooled_last_layer=_pooled(cfg, model), keep_freed_memory=_keep(cfg, device),
             precision=precision, chunked_loss=chunked,
             loss_chunk_tokens=cfg.loss_chunk_tokens if chunked else None,
             batch_tokens=budget, pad_to_multiple_of=int(multiple), compile=compiled,
@@ -105,11 +114,33 @@ class Speed:
             undo = use_train_attention(model, self.max_math_keys, self.fast_dropout)
             if undo is not None:
                 self.undo.append(undo)
+        if self.pooled_last_layer:
+            self.undo.append(use_pooled_last_layer(model))
+        if self.keep_freed_memory:
+            undo = keep_freed_memory()
+            if undo is not None:
+                self.undo.append(undo)
 
     def restore(self) -> None:
         """Undo :meth:`apply` (after training: the model and task are used on as they were)."""
         while self.undo:
             self.undo.pop()()
+
+
+def _keep(cfg: TrainConfig, device: torch.device) -> bool:
+    if cfg.keep_freed_memory is True and not glibc_available():
+        raise ValueError("train.keep_freed_memory: true, but this process does not allocate with glibc")
+    wanted = device.type == "cpu" if cfg.keep_freed_memory == "auto" else cfg.keep_freed_memory
+    return wanted and glibc_available()
+
+
+def _pooled(cfg: TrainConfig, model: torch.nn.Module) -> bool:
+    if cfg.pooled_last_layer is False:
+        return False
+    problem = pooled_layer_problem(model)
+    if problem is not None and cfg.pooled_last_layer is True:
+        raise ValueError(f"train.pooled_last_layer: true, but {problem}; set it to auto or false")
+    return problem is None
 
 
 def _chunked(cfg: TrainConfig, task: Any, model: torch.nn.Module) -> bool:
