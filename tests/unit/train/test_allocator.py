@@ -5,6 +5,7 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,47 +20,51 @@ from tunelab.train.speed import Speed
 glibc = pytest.mark.skipif(not glibc_available(), reason="tunes glibc's malloc")
 THREADS = {"intra_op_threads": 1, "inter_op_threads": 1}
 BLOCK = 48 << 20  # above the 32 MiB that glibc maps on its own after the undo
+# Larger than any free chunk the kept phase or a tiny fit leaves in the heap: glibc reuses a free heap
+# chunk that fits before it considers mapping, whatever the thresholds.
+BIG = 512 << 20
 
 
-def _faults_of_allocating(times: int = 6) -> int:
-    """Minor page faults of allocating, touching and freeing a 48 MiB tensor ``times`` times."""
-    torch.empty(BLOCK, dtype=torch.uint8).fill_(1)  # the first one may fault either way
+def _faults_of_allocating(size: int, warm: int, times: int) -> int:
+    """Minor page faults of allocating, touching and freeing ``size`` bytes ``times`` times, after
+    ``warm`` such allocations (glibc settles on reusing two slots for aligned blocks only after a few:
+    posix_memalign asks a little more than a freed block holds)."""
+    for _ in range(warm):
+        torch.empty(size, dtype=torch.uint8).fill_(1)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(times):
-        torch.empty(BLOCK, dtype=torch.uint8).fill_(1)
+        torch.empty(size, dtype=torch.uint8).fill_(1)
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
-MEASURE = f"""
-import resource, sys, torch
+def _pages(size: int, times: int) -> int:
+    return times * size // resource.getpagesize()
+
+
+MEASURE = """
+from tests.unit.train.test_allocator import BIG, BLOCK, _faults_of_allocating as faults
 from tunelab.train.allocator import keep_freed_memory
 
-def faults(times=6):
-    # glibc settles on reusing two slots only after a few aligned blocks (posix_memalign asks a
-    # little more than a freed block holds); the steady state is what a training step sees.
-    for _ in range(8):
-        torch.empty({BLOCK}, dtype=torch.uint8).fill_(1)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(times):
-        torch.empty({BLOCK}, dtype=torch.uint8).fill_(1)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
+plain = faults(BLOCK, 8, 6)
 undo = keep_freed_memory()
-kept = faults()
+kept = faults(BLOCK, 8, 6)
 undo()
-print(kept, faults())
+print(plain, kept, faults(BIG, 1, 1))
 """
 
 
 @glibc
 def test_freed_blocks_are_reused_until_the_undo():
-    # A fresh interpreter: the heap and thresholds that earlier tests leave behind do not count.
-    out = subprocess.run([sys.executable, "-c", MEASURE], capture_output=True, text=True, timeout=120)
+    # A fresh interpreter: the heap that earlier tests leave behind does not count.
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE], capture_output=True, text=True, timeout=120, cwd=root
+    )
     assert out.returncode == 0, out.stderr
-    kept, mapped = map(int, out.stdout.split()[-2:])
-    pages = 6 * BLOCK // resource.getpagesize()
-    assert mapped > pages // 2, "after the undo each block is mapped and faulted in again"
-    assert kept < mapped / 3, f"kept: {kept} faults against {mapped}"  # measured: 0 of 6
+    plain, kept, after = map(int, out.stdout.split()[-3:])
+    assert plain > _pages(BLOCK, 6) // 2, "glibc maps 48 MiB blocks and faults them in every time"
+    assert kept < plain / 3, f"kept: {kept} faults against {plain}"  # measured: 0 of 6 blocks
+    assert after > _pages(BIG, 1) // 2, "after the undo big blocks are mapped again"
 
 
 def test_auto_is_on_for_cpu_with_glibc_and_true_without_glibc_is_refused(monkeypatch):
@@ -83,5 +88,4 @@ def test_auto_is_on_for_cpu_with_glibc_and_true_without_glibc_is_refused(monkeyp
 def test_fit_records_the_switch_and_undoes_it(tiny_bert, tmp_path, fresh_accelerator_state):
     result, _ = cls_fit(tiny_bert, tmp_path, max_steps=2)
     assert result.speed["keep_freed_memory"] is True
-    pages = 6 * BLOCK // resource.getpagesize()
-    assert _faults_of_allocating() > pages // 2, "the thresholds are back after fit"
+    assert _faults_of_allocating(BIG, 1, 1) > _pages(BIG, 1) // 2, "the thresholds are back after fit"
