@@ -60,6 +60,20 @@ def test_forward_scales_the_kept_and_backward_passes_the_same_mask():
     torch.testing.assert_close(x.grad, torch.where(kept, g / (1 - rounded), 0.0))
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_one_pass_mask_gives_where_keep_x_times_scale_to_the_bit(dtype):
+    x = torch.randn(32, 12, 40, 40).to(dtype).requires_grad_()
+    torch.manual_seed(3)
+    out = fast_dropout(x, 0.1)
+    torch.manual_seed(3)
+    keep, rounded = keep_mask(x.shape, 0.1, x.device)
+    scale = 1.0 / (1.0 - rounded)
+    assert out.dtype == dtype and torch.equal(out, torch.where(keep, x.detach() * scale, 0.0))
+    g = torch.randn_like(x)
+    out.backward(g)
+    assert torch.equal(x.grad, torch.where(keep, g * scale, 0.0))
+
+
 def test_identity_where_torch_dropout_is_and_p_is_checked():
     x = torch.randn(5, 7)
     assert fast_dropout(x, 0.3, training=False) is x
