@@ -128,10 +128,11 @@ class Speed:
 
 
 def _keep(cfg: TrainConfig, device: torch.device) -> bool:
-    if cfg.keep_freed_memory is True and not glibc_available():
+    glibc = glibc_available()
+    if cfg.keep_freed_memory is True and not glibc:
         raise ValueError("train.keep_freed_memory: true, but this process does not allocate with glibc")
     wanted = device.type == "cpu" if cfg.keep_freed_memory == "auto" else cfg.keep_freed_memory
-    return wanted and glibc_available()
+    return wanted and glibc
 
 
 def _pooled(cfg: TrainConfig, model: torch.nn.Module) -> bool:
