@@ -285,6 +285,12 @@ class TrainConfig(Section):
         description="raise glibc malloc's mmap and trim thresholds while training, so freed activations "
         "are reused instead of faulted in again each step; auto: on CPU where the process uses glibc",
     )
+    used_embedding_rows: Literal["auto"] | bool = Field(
+        "auto",
+        description="a full fine-tune trains only the input-embedding rows whose token ids occur in the "
+        "training split (the others get zero gradient anyway; AdamW's weight decay no longer shrinks "
+        "them); auto: on CPU without compile where they are at most 3/4 of an untied table",
+    )
     num_interop_threads: int | None = Field(
         None, ge=1, description="torch inter-op threads (set once per process); default torch's own"
     )

@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tunelab.runs import atomic_dir, atomic_write_json
+from tunelab.train.embedding_rows import used_row_tables
 
 WEIGHTS = "trainable.safetensors"
 OPTIM = "optimizer.pt"
@@ -62,13 +63,17 @@ def trainable_state(
 ) -> dict[str, torch.Tensor]:
     """The optimiser's parameters by name; without ``optimizer``, those requiring grad. Views, not
     copies (a parameter is contiguous already): a copy of every weight would add its size to the
-    run's peak memory at each checkpoint, for a file write that does not need one."""
+    run's peak memory at each checkpoint, for a file write that does not need one. The exception: an
+    embedding under ``train.used_embedding_rows`` is written as its full table."""
     keep = set(trained_names(model, optimizer)) if optimizer is not None else None
-    return {
+    state = {
         n: p.detach().contiguous()
         for n, p in model.named_parameters()
         if (p.requires_grad if keep is None else n in keep)
     }
+    # an embedding training its used rows alone is saved whole, as it is with the switch off
+    state.update({n: m.merged() for n, m in used_row_tables(model).items() if n in state})
+    return state
 
 
 def load_trainable(model: torch.nn.Module, path: Path, expected: list[str] | None = None) -> None:
@@ -87,9 +92,13 @@ def load_trainable(model: torch.nn.Module, path: Path, expected: list[str] | Non
             f"{f' (e.g. {absent[0]})' if absent else ''}, {len(extra)} not trained"
             f"{f' (e.g. {extra[0]})' if extra else ''}; it was written by another run or version"
         )
+    tables = used_row_tables(model)
     with torch.no_grad():
         for n, t in weights.items():
-            params[n].copy_(t)
+            if n in tables:
+                tables[n].load_full(t)
+            else:
+                params[n].copy_(t)
 
 
 def save_checkpoint(folder: Path, model, optimizer, scheduler, state: TrainerState, keep: int) -> Path:

@@ -152,7 +152,10 @@ class Session:
                 "keep one"
             )
         lengths = [len(f["input_ids"]) for f in inputs.train]
-        speed = Speed.resolve(cfg, inputs.task, inputs.model, acc.device, precision, lengths, threads)
+        speed = Speed.resolve(
+            cfg, inputs.task, inputs.model, acc.device, precision, lengths, threads, inputs.train,
+            getattr(inputs.tokenizer, "pad_token_id", None),
+        )
         schedule = Schedule.build(lengths, cfg, seed, acc, speed.pad_to_multiple_of)
         speed.apply(inputs.task, inputs.model)
         optimizer = build_optimizer(inputs.model, cfg, plan.param_groups)

@@ -18,6 +18,8 @@
   sdpa; see :mod:`tunelab.train.attention`.
 - ``keep_freed_memory``: on CPU where the process allocates with glibc; see
   :mod:`tunelab.train.allocator`.
+- ``used_embedding_rows``: on CPU without compile, for a trainable untied ``nn.Embedding`` input table
+  of which the training split uses at most 3/4 of the rows; see :mod:`tunelab.train.embedding_rows`.
 - ``pooled_last_layer``: on wherever the model is a first-token sequence classifier (it changes no
   result, on any device); see :mod:`tunelab.train.pooled_layer`.
 """
@@ -25,7 +27,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,6 +39,7 @@ from tunelab.tasks.chunked_loss import transformers_model
 from tunelab.train.allocator import glibc_available, keep_freed_memory
 from tunelab.train.attention import MAX_MATH_KEYS, use_train_attention
 from tunelab.train.compile import bucket
+from tunelab.train.embedding_rows import AUTO_MAX_SHARE, use_used_rows, used_ids, used_rows_problem
 from tunelab.train.fast_dropout import use_fast_dropout
 from tunelab.train.pooled_layer import pooled_layer_problem, use_pooled_last_layer
 
@@ -60,16 +63,18 @@ class Speed:
     attention: str  # sdpa | math | math<=N (the explicit math up to N keys, sdpa beyond)
     pooled_last_layer: bool = False
     keep_freed_memory: bool = False
+    used_embedding_rows: int = 0  # input-embedding rows trained (0: the whole table, the switch off)
     over_budget_examples: int = 0  # examples longer than batch_tokens: each a batch of its own
     # ``attention`` for use_train_attention: the most keys the math takes (None: any; 0: only rows
     # with attention dropout to draw, which torch would run as math anyway)
     max_math_keys: int | None = field(default=0, repr=False)
     undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    used_rows: torch.Tensor | None = field(default=None, repr=False)  # their token ids
 
     @classmethod
     def resolve(
         cls, cfg: TrainConfig, task: Any, model: torch.nn.Module, device: torch.device, precision: str,
-        lengths: list[int], threads: dict[str, int],
+        lengths: list[int], threads: dict[str, int], train: Sequence[dict] = (), pad_id: int | None = None,
     ) -> Speed:
         cuda = device.type == "cuda"
         compiled = cuda if cfg.compile == "auto" else bool(cfg.compile)
@@ -87,7 +92,9 @@ class Speed:
         attention, keys = cfg.attention, {"sdpa": 0, "math": None}.get(cfg.attention)
         if attention == "auto":
             attention, keys = (f"math<={MAX_MATH_KEYS}", MAX_MATH_KEYS) if eager_cpu else ("sdpa", 0)
+        used = _used_rows(cfg, model, train, pad_id, eager_cpu)
         return cls(
+            used_embedding_rows=0 if used is None else len(used), used_rows=used,
             fast_dropout=fast, attention=attention, max_math_keys=keys,
             pooled_last_layer=_pooled(cfg, model), keep_freed_memory=_keep(cfg, device),
             precision=precision, chunked_loss=chunked,
@@ -97,7 +104,7 @@ class Speed:
         )
 
     def summary(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("undo", "max_math_keys")}
+        return {k: v for k, v in asdict(self).items() if k not in ("undo", "max_math_keys", "used_rows")}
 
     def apply(self, task: Any, model: torch.nn.Module) -> None:
         """Switch the task's loss, the model's checkpointing, dropout and attention to these settings
@@ -116,6 +123,8 @@ class Speed:
                 self.undo.append(undo)
         if self.pooled_last_layer:
             self.undo.append(use_pooled_last_layer(model))
+        if self.used_rows is not None:
+            self.undo.append(use_used_rows(model, self.used_rows))
         if self.keep_freed_memory:
             undo = keep_freed_memory()
             if undo is not None:
@@ -133,6 +142,28 @@ def _keep(cfg: TrainConfig, device: torch.device) -> bool:
         raise ValueError("train.keep_freed_memory: true, but this process does not allocate with glibc")
     wanted = device.type == "cpu" if cfg.keep_freed_memory == "auto" else cfg.keep_freed_memory
     return wanted and glibc
+
+
+def _used_rows(
+    cfg: TrainConfig, model: torch.nn.Module, train: Sequence[dict], pad_id: int | None, eager_cpu: bool
+) -> torch.Tensor | None:
+    """The token ids whose embedding rows train alone, or None for the whole table."""
+    if cfg.used_embedding_rows is False or (cfg.used_embedding_rows == "auto" and not eager_cpu):
+        return None
+    problem = used_rows_problem(model)
+    if problem is None and not train:
+        problem = "there is no training split to take the used ids from"
+    if problem is not None:
+        if cfg.used_embedding_rows is True:
+            raise ValueError(f"train.used_embedding_rows: true, but {problem}; set it to auto or false")
+        return None
+    emb = model.get_input_embeddings()
+    used = used_ids(train, emb.num_embeddings, (pad_id, emb.padding_idx))
+    if cfg.used_embedding_rows == "auto" and len(used) > AUTO_MAX_SHARE * emb.num_embeddings:
+        return None
+    log.info("train.used_embedding_rows: training %s of %s input-embedding rows", f"{len(used):,}",
+             f"{emb.num_embeddings:,}")
+    return used
 
 
 def _pooled(cfg: TrainConfig, model: torch.nn.Module) -> bool:

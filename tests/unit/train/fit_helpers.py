@@ -10,6 +10,7 @@ from tests.helpers import classification_recipe, qa_rows, sentiment_rows, sft_re
 from tunelab.config import Recipe, validate_recipe
 from tunelab.tasks import get_task
 from tunelab.train.callbacks import Callback, FitContext, Plan
+from tunelab.train.embedding_rows import used_row_tables
 from tunelab.train.loop import FitInputs, FitPaths, FitResult, fit
 
 LABELS = ["neg", "pos"]
@@ -46,6 +47,14 @@ def run_fit(recipe: Recipe, task, model, tok, train, val, tmp_path: Path, plan: 
     """``fit`` with checkpoints in ``tmp_path/ckpt`` and the log in ``tmp_path/log.jsonl``."""
     return fit(FitInputs(model, tok, task, train, val), recipe.train, recipe.run.seed,
                FitPaths(tmp_path / "ckpt", tmp_path / "log.jsonl"), resume=resume, plan=plan)
+
+
+def full_weights(model) -> dict[str, Any]:
+    """Every parameter by name, detached copies; an embedding that trains its used rows alone
+    (``train.used_embedding_rows``) as its full table, as a checkpoint holds it."""
+    tables = used_row_tables(model)
+    named = model.named_parameters()
+    return {n: (tables[n].merged() if n in tables else p.detach().clone()) for n, p in named}
 
 
 class Record(Callback):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from tests.unit.train.fit_helpers import cls_setup, run_fit
+from tests.unit.train.fit_helpers import cls_setup, full_weights, run_fit
 from transformers import set_seed
 
 from tunelab.models.freeze import layer_groups
@@ -58,7 +58,7 @@ class _Watch(Callback):
     def on_step_end(self, ctx, loss: float) -> None:
         step = self.task.step = ctx.state.global_step
         named = list(ctx.model.named_parameters())
-        self.weights[step] = {n: p.detach().clone() for n, p in named}
+        self.weights[step] = full_weights(ctx.model)
         self.frozen[step] = {n for n, p in named if not p.requires_grad}  # as a save right after sees it
 
 
