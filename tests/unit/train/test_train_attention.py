@@ -66,12 +66,48 @@ def test_math_equals_sdpa_forward_and_backward(case):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-def test_a_query_with_no_key_left_stays_finite():
+def _eager_bf16(module, q, k, v, mask):
+    """transformers' eager recipe: scores scaled, masked, softmax in fp32 and cast back."""
+    k, v = sdpa_attention.repeat_kv(k, 2), sdpa_attention.repeat_kv(v, 2)
+    scores = torch.matmul(q, k.transpose(2, 3)) / q.shape[-1] ** 0.5
+    scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    return torch.matmul(probs, v).transpose(1, 2).contiguous(), None
+
+
+@pytest.mark.parametrize("mask_kind", ["bool", "additive fp32"])
+def test_bf16_math_is_as_close_to_fp32_as_the_eager_recipe(mask_kind):
+    """In bf16 the scores are scaled and masked in one pass and the softmax runs in bf16 (fp32 inside):
+    no further from the fp32 result than the fp32 softmax cast back, with either kind of mask."""
+    module = _Module(4, 2, causal=False)
+    mask = _padding_mask([40, 14, 26], 40, causal=False)
+    given = mask if mask_kind == "bool" else torch.zeros(mask.shape).masked_fill(~mask, torch.finfo().min)
+
+    def run(fn, dtype, mask):
+        q, k, v = (t.detach().to(dtype).requires_grad_() for t in _qkv(q_len=40, k_len=40, dim=32))
+        out, _ = fn(module, q, k, v, mask)
+        out.float().pow(2).sum().backward()
+        return [out.detach().float(), *(t.grad.float() for t in (q, k, v))]
+
+    ours = run(lambda *a: attention(*a, max_math_keys=None, fast=False), torch.bfloat16, given)
+    exact = run(sdpa_attention.sdpa_attention_forward, torch.float32, mask)
+    eager = run(_eager_bf16, torch.bfloat16, mask)
+    for mine, theirs, ref in zip(ours, eager, exact, strict=True):
+        assert torch.isfinite(mine).all()
+        assert (mine - ref).abs().max() <= 1.25 * (theirs - ref).abs().max() + 1e-3
+        assert (mine - ref).abs().mean() <= 1.1 * (theirs - ref).abs().mean() + 1e-4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("additive", [False, True], ids=["bool mask", "fp32 additive mask"])
+def test_a_query_with_no_key_left_stays_finite(dtype, additive):
     module = _Module(4, 2, causal=True)
     mask = _padding_mask([9, 3, 6], 9, causal=True, left=True)  # left padding: rows with nothing to see
-    q, k, v = _qkv()
+    if additive:  # fp32's lowest value is -inf in bf16
+        mask = torch.zeros(mask.shape).masked_fill(~mask, torch.finfo().min)
+    q, k, v = (t.detach().to(dtype).requires_grad_() for t in _qkv())
     out, _ = attention(module, q, k, v, mask, max_math_keys=None, fast=False)
-    out.sum().backward()
+    out.float().sum().backward()
     assert torch.isfinite(out).all() and all(torch.isfinite(t.grad).all() for t in (q, k, v))
 
 
