@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedType
 
 from tunelab.train.padding import pad_batch
 
@@ -38,6 +40,21 @@ class Throughput:
         return self.tokens * self.processes / max(self.seconds, 1e-9)
 
 
+def clip_gradients(acc: Accelerator, model: torch.nn.Module, max_norm: float) -> torch.Tensor:
+    """accelerate's ``clip_grad_norm_``; on CPU without sharding the same arithmetic as torch's, but
+    the gradients are not multiplied when the clip coefficient is clamped to 1 (torch multiplies
+    anyway, to spare CUDA a sync): the same gradients, and one pass over them less in about half of a
+    MiniLM fine-tune's steps."""
+    plain = acc.distributed_type in (DistributedType.NO, DistributedType.MULTI_CPU)
+    if acc.device.type != "cpu" or not plain:
+        return acc.clip_grad_norm_(model.parameters(), max_norm)
+    params = [p for p in model.parameters() if p.grad is not None]
+    total = torch.nn.utils.get_total_norm([p.grad for p in params], 2.0)
+    if bool(max_norm / (total + 1e-6) < 1.0):  # torch's coefficient, in torch's arithmetic
+        torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+    return total
+
+
 def optimizer_step(run: Session, group: list[list[int]], speed: Throughput) -> float:
     """Forward and backward each batch of ``group``, clip, step optimiser and schedule; return the
     group's loss (under DDP the mean over processes, so the log shows the global batch's loss)."""
@@ -57,7 +74,7 @@ def optimizer_step(run: Session, group: list[list[int]], speed: Throughput) -> f
         loss_sum += loss.item()
         tokens += count_tokens(batch)
     if run.cfg.max_grad_norm:
-        acc.clip_grad_norm_(model.parameters(), run.cfg.max_grad_norm)
+        clip_gradients(acc, model, run.cfg.max_grad_norm)
     run.optimizer.step()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
