@@ -253,10 +253,10 @@ class TrainConfig(Section):
         None, ge=8,
         description="batches by a token budget (rows x padded length <= this); null: batch_size rows",
     )
-    pad_to_multiple_of: Literal["auto", 1, 8, 16, 32, 64] = Field(
+    pad_to_multiple_of: Literal["auto", 1, 2, 4, 8, 16, 32, 64] = Field(
         "auto",
-        description="pad training batches to a multiple of this length; auto: 8, and with compile a "
-        "bucket that bounds recompilations",
+        description="pad training batches to a multiple of this length; auto: 8 on CUDA, 4 on CPU, and "
+        "with compile a bucket that bounds recompilations",
     )
     compile: Literal["auto"] | bool = Field(
         "auto", description="torch.compile (inductor) the training steps; auto: on with CUDA, off on CPU"

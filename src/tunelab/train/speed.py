@@ -7,11 +7,13 @@
 - ``compile``: on with CUDA; off on CPU, where inductor's compile time (tens of seconds per batch
   shape for a 135M model on 2 cores) has not been shown to pay back over a fine-tuning run.
 - ``pad_to_multiple_of``: with compile, the bucket that bounds recompilations (``compile.bucket``);
-  else 8, on CUDA (bf16/tf32 tensor-core GEMMs want dimensions in multiples of 8, the value HF's
-  collators use) and on CPU, where it is about free and saves memory: 16 lengths up to 128 instead
-  of 128, so the freed activations of one step fit the next step's few shapes and the heap does not
-  fragment (measured, MiniLM bf16 on an AVX512-BF16 CPU, 3 runs each: tokens/s 5,661 against 5,667
-  unpadded, peak RSS 1,459 MB against 1,927 MB; padding to 16 cost 15% of tokens/s).
+  else 8 on CUDA (bf16/tf32 tensor-core GEMMs want dimensions in multiples of 8, the value HF's
+  collators use) and 4 on CPU. On CPU the padded tokens cost their FLOPs (MiniLM, 3,000 Rotten
+  Tomatoes rows in length groups: 13% of the tokens computed are padding at 8, 8% at 4, 2% at 1),
+  while few shapes keep the heap from fragmenting: the freed activations of one step fit the next
+  step's. Measured, MiniLM bf16 on an AVX512-BF16 CPU, each batch stepped once per setting in one
+  process: 4 was 2-6% faster than 8 and 1 was 4% faster, but 1 peaked at 1,871 MB against 1,430 to
+  1,520 MB for 4 and 8 (separate runs).
 - ``fast_dropout``: on CPU without compile (torch's CPU ``bernoulli_`` is the cost it removes; CUDA's
   is cheap, and inductor draws its own); see :mod:`tunelab.train.fast_dropout`.
 - ``attention``: on CPU without compile, the explicit math up to 128 keys and sdpa beyond; elsewhere
@@ -80,7 +82,7 @@ class Speed:
         compiled = cuda if cfg.compile == "auto" else bool(cfg.compile)
         multiple = cfg.pad_to_multiple_of
         if multiple == "auto":
-            multiple = bucket(max(lengths, default=1)) if compiled else 8
+            multiple = bucket(max(lengths, default=1)) if compiled else (8 if cuda else 4)
         budget = cfg.batch_tokens
         over = sum(round_up(n, multiple) > budget for n in lengths) if budget else 0
         if over:

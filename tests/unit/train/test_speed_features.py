@@ -110,7 +110,7 @@ def test_auto_settings_on_cpu_and_what_the_summary_records(tiny_llama, tmp_path,
     result, _ = sft_fit(tiny_llama, tmp_path, num_threads=1)
     speed = result.speed
     assert speed["compile"] is False, "auto: no torch.compile on CPU"
-    assert speed["pad_to_multiple_of"] == 8, "auto: 8 without compile, on CPU too"
+    assert speed["pad_to_multiple_of"] == 4, "auto: 4 on CPU without compile"
     assert speed["precision"] == "fp32" and speed["intra_op_threads"] == 1 == torch.get_num_threads()
     assert speed["inter_op_threads"] == torch.get_num_interop_threads()
     assert speed["fast_dropout"] is True and speed["attention"] == "math<=128", "auto on CPU"
