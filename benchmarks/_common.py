@@ -47,13 +47,13 @@ def run_child(argv: list[str], timeout: float | None = None) -> dict[str, Any]:
 
 
 def interleaved(sides: dict[str, Callable[[], dict[str, Any]]], repeat: int) -> dict[str, dict[str, Any]]:
-    """Run every side ``repeat`` times in rounds (A B C, A B C, ...), so a drift of the machine's speed
-    reaches every side alike; each side's figures are those of its median-speed run, with every run's
-    tokens/s in ``runs_tokens_per_s`` and the largest peak memory of its runs."""
+    """Run every side ``repeat`` times in rounds (A B C, C B A, A B C, ...), so a drift of the machine's
+    speed reaches every side alike; each side's figures are those of its median-speed run, with every
+    run's tokens/s in ``runs_tokens_per_s`` (in round order) and the largest peak memory of its runs."""
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
-    for _ in range(max(1, repeat)):
-        for name, measure in sides.items():
-            runs[name].append(measure())
+    for i in range(max(1, repeat)):
+        for name in list(sides)[:: -1 if i % 2 else 1]:
+            runs[name].append(sides[name]())
     out: dict[str, dict[str, Any]] = {}
     for name, results in runs.items():
         ok = [r for r in results if "tokens_per_s" in r]
@@ -68,6 +68,20 @@ def interleaved(sides: dict[str, Callable[[], dict[str, Any]]], repeat: int) -> 
                 median[key] = max(r[key] for r in ok)
         out[name] = median
     return out
+
+
+def round_ratios(a: dict[str, Any], b: dict[str, Any]) -> list[float]:
+    """``a``'s tokens/s over ``b``'s, round by round (runs of one round ran minutes apart, while the
+    machine's speed drifts over longer spans: the median of these is the steadier comparison)."""
+    pairs = zip(a.get("runs_tokens_per_s", []), b.get("runs_tokens_per_s", []), strict=False)
+    return [round(x / y, 3) for x, y in pairs if y]
+
+
+def print_round_ratios(name: str, a: dict[str, Any], base: str, b: dict[str, Any]) -> None:
+    ratios = round_ratios(a, b)
+    if len(ratios) > 1:
+        median = sorted(ratios)[(len(ratios) - 1) // 2]
+        print(f"  {name} / {base}, round by round: {ratios} (median {median:.2f}x)")
 
 
 def emit(result: dict[str, Any]) -> None:

@@ -286,6 +286,7 @@ def compare(args, run_dir: Path, flop: float, peak) -> dict[str, Any]:
             print(f"  {name}: tokens/s of its runs {r['runs_tokens_per_s']} (the median run is shown)")
         if "examples_as_tunelab" in r:
             print(f"  {name}: train examples identical to tunelab's: {r['examples_as_tunelab']}")
+    C.print_round_ratios("tunelab", sides["tunelab"], "HF + peft", hf)
     return sides
 
 

@@ -26,6 +26,7 @@ Achieved GFLOP/s = tokens/s x FLOP per token, printed against the peak of a time
 
     python benchmarks/train_throughput.py [--train-rows 3000] [--epochs 1] [--precision auto] [--json PATH]
     python benchmarks/train_throughput.py --repeat 3   # every side three times, interleaved; the medians
+    python benchmarks/train_throughput.py --repeat 5 --skip-defaults   # informed HF against tunelab only
     python benchmarks/train_throughput.py --ablate     # tunelab alone, one speed switch added per row
     python benchmarks/train_throughput.py --quick      # a smoke test: 160 rows, about 2 minutes
 """
@@ -168,15 +169,14 @@ def child(run_dir: Path, args: argparse.Namespace, side: str, overrides: list[st
 
 
 def compare(args, run_dir: Path, flop: float, peak) -> dict[str, Any]:
-    sides = C.interleaved(
-        {
-            "HF defaults": lambda: child(run_dir, args, "hf-default", []),
-            "HF informed": lambda: child(run_dir, args, "hf-informed", []),
-            "tunelab": lambda: child(run_dir, args, "tunelab", [f"train.precision={args.precision}"]),
-        },
-        args.repeat,
-    )
-    base, informed = sides["HF defaults"], sides["HF informed"]
+    every = {
+        "HF defaults": lambda: child(run_dir, args, "hf-default", []),
+        "HF informed": lambda: child(run_dir, args, "hf-informed", []),
+        "tunelab": lambda: child(run_dir, args, "tunelab", [f"train.precision={args.precision}"]),
+    }
+    sides = C.interleaved({k: v for k, v in every.items() if not (args.skip_defaults and k == "HF defaults")},
+                          args.repeat)
+    base, informed = sides.get("HF defaults", {}), sides["HF informed"]
     rows = []
     for name, r in sides.items():
         if "error" in r:
@@ -198,6 +198,7 @@ def compare(args, run_dir: Path, flop: float, peak) -> dict[str, Any]:
     for name, r in sides.items():
         if len(r.get("runs_tokens_per_s", [])) > 1:
             print(f"  {name}: tokens/s of its runs {r['runs_tokens_per_s']} (the median run is shown)")
+    C.print_round_ratios("tunelab", sides["tunelab"], "HF informed", informed)
     return sides
 
 
@@ -221,6 +222,7 @@ def main() -> None:
     ap.add_argument("--ablate", action="store_true", help="tunelab alone, one speed switch added per row")
     ap.add_argument("--repeat", type=int, default=1, help="run the sides this many times, interleaved")
     ap.add_argument("--no-compile", action="store_true", help="ablation without the compile row")
+    ap.add_argument("--skip-defaults", action="store_true", help="leave out HF defaults (fp32, slow)")
     ap.add_argument("--quick", action="store_true", help="smoke test: 160 train rows, 64 validation rows")
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--side", choices=["tunelab", "hf-default", "hf-informed"], help=argparse.SUPPRESS)

@@ -157,46 +157,51 @@ class Session:
             getattr(inputs.tokenizer, "pad_token_id", None),
         )
         schedule = Schedule.build(lengths, cfg, seed, acc, speed.pad_to_multiple_of)
-        speed.apply(inputs.task, inputs.model)
-        optimizer = build_optimizer(inputs.model, cfg, plan.param_groups)
-        scheduler = build_scheduler(optimizer, cfg, schedule.total)
-        model, optimizer = acc.prepare(inputs.model, optimizer)
-        raw = acc.unwrap_model(model)
-        train_model = model
-        if speed.compile:
-            first = plain_batches(lengths, cfg, seed, 0, acc, speed.pad_to_multiple_of, plan.batch_order)
-            train_model = compile_for_training(model, batch_shapes(first, lengths, speed.pad_to_multiple_of))
-        state, resumed_from = TrainerState(), None
-        if resume and (ckpt := latest_checkpoint(paths.checkpoints)) is not None:
-            state = load_checkpoint(ckpt, raw, optimizer, scheduler)
-            resumed_from = state.global_step
-        elif acc.is_main_process:  # a fresh start: stale checkpoints must not leak into this run
-            shutil.rmtree(paths.checkpoints, ignore_errors=True)
-        log = TrainLog(paths.log, state.history, acc.is_main_process, plan.on_log)
-        log.restart()
-        ctx = FitContext(
-            raw, optimizer, scheduler, state, cfg, schedule.total, schedule.steps_per_epoch, inputs.train
-        )
-        ctx.stop, ctx.stop_reason = bool(state.stopped), state.stopped
-        metric = cfg.metric_for_best or inputs.task.default_metric
-        run = cls(
-            inputs=inputs, paths=paths, cfg=cfg, seed=seed, plan=plan, acc=acc, precision=precision,
-            schedule=schedule, model=model, raw=raw, optimizer=optimizer, scheduler=scheduler,
-            state=state, resumed_from=resumed_from, ctx=ctx, log=log, metric=metric,
-            higher_is_better=inputs.task.greater_is_better(metric), lengths=lengths, speed=speed,
-            train_model=train_model,
-        )
-        run.hooks("on_fit_start")
-        run.bar = tqdm(
-            total=schedule.total,
-            initial=state.global_step,
-            desc="train",
-            unit="step",
-            disable=not acc.is_main_process,
-            file=sys.stderr,
-            dynamic_ncols=True,
-        )
-        return run
+        try:
+            speed.apply(inputs.task, inputs.model)
+            optimizer = build_optimizer(inputs.model, cfg, plan.param_groups)
+            scheduler = build_scheduler(optimizer, cfg, schedule.total)
+            model, optimizer = acc.prepare(inputs.model, optimizer)
+            raw = acc.unwrap_model(model)
+            train_model = model
+            if speed.compile:
+                first = plain_batches(lengths, cfg, seed, 0, acc, speed.pad_to_multiple_of, plan.batch_order)
+                shapes = batch_shapes(first, lengths, speed.pad_to_multiple_of)
+                train_model = compile_for_training(model, shapes)
+            state, resumed_from = TrainerState(), None
+            if resume and (ckpt := latest_checkpoint(paths.checkpoints)) is not None:
+                state = load_checkpoint(ckpt, raw, optimizer, scheduler)
+                resumed_from = state.global_step
+            elif acc.is_main_process:  # a fresh start: stale checkpoints must not leak into this run
+                shutil.rmtree(paths.checkpoints, ignore_errors=True)
+            log = TrainLog(paths.log, state.history, acc.is_main_process, plan.on_log)
+            log.restart()
+            ctx = FitContext(
+                raw, optimizer, scheduler, state, cfg, schedule.total, schedule.steps_per_epoch, inputs.train
+            )
+            ctx.stop, ctx.stop_reason = bool(state.stopped), state.stopped
+            metric = cfg.metric_for_best or inputs.task.default_metric
+            run = cls(
+                inputs=inputs, paths=paths, cfg=cfg, seed=seed, plan=plan, acc=acc, precision=precision,
+                schedule=schedule, model=model, raw=raw, optimizer=optimizer, scheduler=scheduler,
+                state=state, resumed_from=resumed_from, ctx=ctx, log=log, metric=metric,
+                higher_is_better=inputs.task.greater_is_better(metric), lengths=lengths, speed=speed,
+                train_model=train_model,
+            )
+            run.hooks("on_fit_start")
+            run.bar = tqdm(
+                total=schedule.total,
+                initial=state.global_step,
+                desc="train",
+                unit="step",
+                disable=not acc.is_main_process,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+            return run
+        except BaseException:  # a failed start gives the model and task back as they came
+            speed.restore()
+            raise
 
     def hooks(self, name: str, *args: Any) -> None:
         """Call hook ``name`` of every strategy callback, in plan order."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import load_file
-from tests.unit.train.fit_helpers import Crash
+from safetensors.torch import load_file, save_file
+from tests.unit.train.fit_helpers import Crash, cls_setup, run_fit
 from tests.unit.train.speed_helpers import assert_same_curve, cls_fit, losses
 from torch import nn
 from transformers import BertForSequenceClassification
@@ -142,3 +142,15 @@ def test_resume_after_a_kill_is_exact(tiny_bert, tmp_path):
     assert losses(resumed)[10:] == losses(straight)[10:]
     for (n, p), q in zip(net_a.named_parameters(), net_b.parameters(), strict=True):
         assert torch.equal(p, q), n
+
+
+def test_a_start_that_fails_gives_the_model_back_whole(tiny_bert, tmp_path, fresh_accelerator_state):
+    recipe, task, net, tok, train, val = cls_setup(tiny_bert, tmp_path, n=16, max_steps=2)
+    bad = tmp_path / "ckpt" / "step-00000001"  # run_fit's checkpoint folder, holding a foreign file
+    bad.mkdir(parents=True)
+    save_file({"not.a.parameter": torch.zeros(1)}, str(bad / "trainable.safetensors"))
+    (bad / "trainer_state.json").write_text("{}")
+    with pytest.raises(RuntimeError, match="do not match the model"):
+        run_fit(recipe, task, net, tok, train, val, tmp_path, resume=True)
+    emb = net.get_input_embeddings()
+    assert type(emb) is nn.Embedding and emb.weight.shape[0] == emb.num_embeddings
