@@ -9,7 +9,7 @@
 - ``pad_to_multiple_of``: with compile, the bucket that bounds recompilations (``compile.bucket``);
   else 8 on CUDA (bf16/tf32 tensor-core GEMMs want dimensions in multiples of 8, the value HF's
   collators use) and 4 on CPU. On CPU the padded tokens cost their FLOPs (MiniLM, 3,000 Rotten
-  Tomatoes rows in length groups: 13% of the tokens computed are padding at 8, 8% at 4, 2% at 1),
+  Tomatoes rows in length groups: 13% of the tokens computed are padding at 8, 7% at 4, 2% at 1),
   while few shapes keep the heap from fragmenting: the freed activations of one step fit the next
   step's. Measured, MiniLM bf16 on an AVX512-BF16 CPU, each batch stepped once per setting in one
   process: 4 was 2-6% faster than 8 and 1 was 4% faster, but 1 peaked at 1,871 MB against 1,430 to
