@@ -12,7 +12,6 @@ batch, so a drift of the machine reaches both alike. The baseline is the switch 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import tempfile
@@ -21,8 +20,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
-
-PAD_TO = 4
 
 
 def main() -> None:
@@ -41,6 +38,7 @@ def main() -> None:
     from tunelab.tasks import get_task
     from tunelab.train.allocator import keep_freed_memory
     from tunelab.train.optim import build_optimizer
+    from tunelab.train.padding import pad_batch
     from tunelab.train.precision import choose_precision
     from tunelab.train.speed import Speed
 
@@ -54,6 +52,7 @@ def main() -> None:
     feats = [{"input_ids": x, "labels": labels.index(r["label"])} for x, r in zip(ids, rows, strict=True)]
     lengths = [len(x) for x in ids]
     precision = choose_precision("auto", torch.device("cpu"))
+    task = get_task("classification")
     acc = Accelerator(cpu=True, mixed_precision="bf16" if precision == "bf16" else "no")
     keep_freed_memory()  # as fit does on CPU with glibc, for both sides
 
@@ -62,27 +61,24 @@ def main() -> None:
         torch.manual_seed(0)
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(labels))
         cfg = TrainConfig(used_embedding_rows=on, learning_rate=5e-5, weight_decay=0.01)
-        speed = Speed.resolve(cfg, get_task("classification"), model, torch.device("cpu"), precision,
-                              lengths, {"intra_op_threads": torch.get_num_threads(), "inter_op_threads": 1},
+        speed = Speed.resolve(cfg, task, model, torch.device("cpu"), precision, lengths,
+                              {"intra_op_threads": torch.get_num_threads(), "inter_op_threads": 1},
                               feats, tok.pad_token_id)
-        speed.apply(get_task("classification"), model)
+        speed.apply(task, model)
+        pad_to = speed.pad_to_multiple_of
         model.train()
         sides[name] = (model, build_optimizer(model, cfg), speed.used_embedding_rows)
 
     seconds = {name: 0.0 for name in sides}
     batches = epoch_batches(lengths, 32, 42, 0, True)
-    for i, batch in enumerate(batches):
-        width = math.ceil(max(lengths[k] for k in batch) / PAD_TO) * PAD_TO
-        x = torch.full((len(batch), width), tok.pad_token_id)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for j, k in enumerate(batch):
-            x[j, : lengths[k]], mask[j, : lengths[k]] = torch.tensor(feats[k]["input_ids"]), 1
-        y = torch.tensor([feats[k]["labels"] for k in batch])
+    for i, rows_of_batch in enumerate(batches):
+        batch = task.collate([feats[k] for k in rows_of_batch], tok)
+        batch = pad_batch(batch, pad_to, tok.pad_token_id)
         for name in ("off", "on") if i % 2 else ("on", "off"):
             model, optimizer, _ = sides[name]
             start = time.perf_counter()
             with acc.autocast():
-                loss = model(input_ids=x, attention_mask=mask, labels=y).loss
+                loss = model(**batch).loss
             loss.backward()
             acc.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -90,7 +86,7 @@ def main() -> None:
             if i >= 3:  # the first batches warm the allocator and oneDNN up
                 seconds[name] += time.perf_counter() - start
     vocab = sides["off"][0].get_input_embeddings().num_embeddings
-    print(f"MiniLM, {len(batches) - 3} paired steps of batch 32, {precision}, padded to {PAD_TO}")
+    print(f"MiniLM, {len(batches) - 3} paired steps of batch 32, {precision}, padded to {pad_to}")
     print(f"  switch off (baseline): {seconds['off']:.2f} s, all {vocab:,} embedding rows trained")
     print(f"  switch on:             {seconds['on']:.2f} s, {sides['on'][2]:,} rows trained")
     print(f"  on is {seconds['off'] / seconds['on']:.3f}x the speed of off")

@@ -71,7 +71,7 @@ class UsedRowsEmbedding(nn.Embedding):
     def load_full(self, table: torch.Tensor) -> None:
         """Take a full table (a checkpoint's): the unused rows and the trained ones."""
         self._full.copy_(table)
-        self.weight.copy_(table.to(self.weight.device)[self._used.to(table.device)])
+        self.weight.copy_(table[self._used.to(table.device)])
 
     def extra_repr(self) -> str:
         return f"{len(self._used)} of {self.num_embeddings} rows trained, {self.embedding_dim}"

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -50,7 +50,8 @@ log = logging.getLogger("tunelab")
 
 @dataclass
 class Speed:
-    """The resolved switches (no ``auto`` left); :meth:`summary` is what train_summary.json records."""
+    """The resolved switches (no ``auto`` left); :meth:`summary`, what train_summary.json records, is
+    every field but the working state kept out of ``repr``."""
 
     precision: str
     intra_op_threads: int
@@ -106,7 +107,7 @@ class Speed:
         )
 
     def summary(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("undo", "max_math_keys", "used_rows")}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
 
     def apply(self, task: Any, model: torch.nn.Module) -> None:
         """Switch the task's loss, the model's checkpointing, dropout and attention to these settings
